@@ -1,0 +1,126 @@
+"""Job configuration: pydantic models validated once, at the boundary.
+
+Field names here are a contract with users' configs and scripts: keep them exactly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from riskengine.models import MODELS, build_model, parameter_names
+
+
+class ConfigError(ValueError):
+    """Bad user input: the message is one line naming the field and the value."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelConfig(Strict):
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        if name not in MODELS:
+            raise ValueError(f"unknown model {name!r}; expected one of {sorted(MODELS)}")
+        return name
+
+    @model_validator(mode="after")
+    def _params(self) -> ModelConfig:
+        build_model(self.name, self.params)  # raises ValueError naming model.params.<field>
+        return self
+
+    def build(self, *, scheme: str | None = None):
+        return build_model(self.name, self.params, scheme=scheme)
+
+    @property
+    def parameter_names(self) -> list[str]:
+        return parameter_names(self.name)
+
+
+class MarketConfig(Strict):
+    spot: float = Field(gt=0, allow_inf_nan=False)
+    rate: float = Field(default=0.0, allow_inf_nan=False)
+    dividend: float = Field(default=0.0, allow_inf_nan=False)
+
+
+class EuropeanConfig(Strict):
+    type: Literal["european"]
+    option: Literal["call", "put"]
+    strike: float = Field(gt=0, allow_inf_nan=False)
+    maturity: float = Field(gt=0, allow_inf_nan=False)
+
+    @property
+    def is_call(self) -> bool:
+        return self.option == "call"
+
+
+class McConfig(Strict):
+    paths: int = Field(default=100_000, ge=2)
+    steps_per_year: float = Field(default=252, gt=0, allow_inf_nan=False)
+    seed: int = Field(default=0, ge=0)
+    dtype: Literal["float32", "float64"] = "float32"
+    scheme: Literal["qe", "euler"] = "qe"
+    estimator: Literal["smoothed", "plain"] = "smoothed"
+    greeks: bool = True
+    block_size: int = Field(default=1024, ge=1)
+    chunk_paths: int = Field(default=65536, ge=1)
+
+    @field_validator("block_size")
+    @classmethod
+    def _power_of_two(cls, value: int) -> int:
+        if value & (value - 1):
+            raise ValueError(f"must be a power of two, got {value}")
+        return value
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping, with a one-line error when the file is missing or malformed."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(f"config: cannot read {str(path)!r}: {err.strerror or err}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"config: {str(path)!r} is not valid YAML{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config: {str(path)!r} must hold a mapping with a 'job' field, got {type(data).__name__}")
+    return data
+
+
+def format_validation_error(err: ValidationError) -> str:
+    """The first pydantic error as one line: ``field.path: message (got value)``."""
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "config"
+    msg = first["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    if msg.startswith("model.params.") or msg.startswith("mc.") or msg.startswith("correlation"):
+        return msg  # already names the field
+    if first["type"] == "missing":
+        return f"{loc}: missing required field"
+    if first["type"] == "extra_forbidden":
+        return f"{loc}: unknown field"
+    value = first.get("input")
+    got = f" (got {value!r})" if value is not None and not isinstance(value, dict | list) else ""
+    return f"{loc}: {msg}{got}"
+
+
+def validate(model: type[BaseModel], data: dict[str, Any]) -> BaseModel:
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err)) from None

@@ -1,0 +1,322 @@
+"""The one simulation driver every job reuses.
+
+Paths are grouped in fixed-size *blocks* of ``block_size`` paths. Block ``b`` draws all its
+randomness from ``jax.random.fold_in(key, b)`` (and, at time step ``t``, from
+``fold_in(fold_in(key, b), t)``), so the paths a seed produces do not depend on how many
+blocks are processed at once (``chunk_paths``), nor later on how many devices or hosts
+share the work. Reductions are summed inside each block by a fixed pairwise tree and the
+block sums are accumulated on the host in block order, in float64: results are bitwise
+identical whatever the chunk size.
+
+Inside a block, time is a ``lax.scan`` over a grid that lands exactly on every
+observation time; only the observation times are recorded, never every step.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
+
+from riskengine.models import CorrelatedAssets, Model
+
+DEFAULT_BLOCK_SIZE = 1024
+DEFAULT_CHUNK_PATHS = 65536
+
+
+@dataclass(frozen=True)
+class TimeGrid:
+    """Simulation steps that land exactly on each observation time.
+
+    ``dt[k]`` is the length of step k; ``observe[k]`` is the index of the observation time
+    reached at the end of step k, or -1. ``times`` are the sorted, unique observation times.
+    """
+
+    times: np.ndarray
+    dt: np.ndarray
+    observe: np.ndarray
+
+    @property
+    def num_steps(self) -> int:
+        return int(self.dt.shape[0])
+
+    def index(self, t: float) -> int:
+        """Index of observation time ``t`` in :attr:`times`."""
+        i = int(np.searchsorted(self.times, t))
+        if i >= len(self.times) or not math.isclose(self.times[i], t, rel_tol=0, abs_tol=1e-12):
+            raise KeyError(f"time {t} is not an observation time of this grid")
+        return i
+
+
+def time_grid(times: Sequence[float], *, steps_per_year: float) -> TimeGrid:
+    """Equal steps of at most ``1 / steps_per_year`` between consecutive observation times."""
+    obs = np.unique(np.asarray(times, dtype=np.float64))
+    if obs.size == 0:
+        raise ValueError("times: at least one observation time is needed")
+    if obs[0] <= 0 or not np.all(np.isfinite(obs)):
+        raise ValueError(f"times: observation times must be finite and > 0, got {obs.tolist()}")
+    if not (steps_per_year > 0 and math.isfinite(steps_per_year)):
+        raise ValueError(f"mc.steps_per_year: must be > 0, got {steps_per_year}")
+    dts, observe, previous = [], [], 0.0
+    for i, t in enumerate(obs):
+        n = max(1, math.ceil((t - previous) * steps_per_year - 1e-9))
+        dts.extend([(t - previous) / n] * n)
+        observe.extend([-1] * (n - 1) + [i])
+        previous = t
+    return TimeGrid(times=obs, dt=np.asarray(dts), observe=np.asarray(observe, dtype=np.int32))
+
+
+class Observations(eqx.Module):
+    """What one block of paths records at each observation time.
+
+    Shapes are ``[times, paths, assets]``. ``log_return`` is log(S_t / S_0) on each path;
+    ``cond_mean`` and ``cond_std`` give its law conditional on everything except the spot
+    shock of the step that ends at t (log_return = cond_mean + cond_std * Z), which pricers
+    use to integrate that last shock analytically; ``variance`` is the instantaneous
+    variance for stochastic-vol assets (NaN for constant-vol ones).
+    """
+
+    log_return: Float[Array, "times paths assets"]
+    cond_mean: Float[Array, "times paths assets"]
+    cond_std: Float[Array, "times paths assets"]
+    variance: Float[Array, "times paths assets"]
+
+
+def as_assets(model: Model | CorrelatedAssets) -> CorrelatedAssets:
+    return model if isinstance(model, CorrelatedAssets) else CorrelatedAssets.single(model)
+
+
+def simulate_block(
+    assets: CorrelatedAssets,
+    key: PRNGKeyArray,
+    *,
+    dt: Float[Array, " steps"],
+    observe: Array,
+    num_times: int,
+    drift: Float[Array, " assets"],
+    block_size: int,
+    dtype: Any,
+) -> Observations:
+    """Simulate one block of ``block_size`` paths from ``key`` (no Python loop over steps)."""
+    num_assets = assets.num_assets
+    factor = jnp.asarray(assets.factor, dtype)
+    drift = jnp.asarray(drift, dtype)
+    needs_perp = any(m.has_stochastic_vol for m in assets.models)
+
+    def body(carry, xs):
+        x, aux, record = carry
+        step_dt, slot, step_index = xs
+        step_key = jax.random.fold_in(key, step_index)
+        w = jax.random.normal(jax.random.fold_in(step_key, 0), (block_size, num_assets), dtype)
+        if num_assets > 1:
+            w = w @ factor.T
+        perp = jax.random.normal(jax.random.fold_in(step_key, 1), (block_size, num_assets), dtype) if needs_perp else None
+        new_x, new_aux, means, stds = [], [], [], []
+        for i, model in enumerate(assets.models):
+            if model.has_stochastic_vol:
+                rho = jnp.asarray(model.spot_variance_correlation, dtype)
+                c = jnp.sqrt(1.0 - rho**2)
+                z_var = rho * w[:, i] + c * perp[:, i]
+                z = c * w[:, i] - rho * perp[:, i]
+            else:
+                z_var = w[:, i]  # unused by constant-vol models
+                z = w[:, i]
+            aux_i, mean, std = model.step(
+                aux[i], dt=step_dt, drift=drift[i], z_var=z_var, key=jax.random.fold_in(step_key, 2 + i)
+            )
+            cond_mean = x[:, i] + mean
+            new_x.append(cond_mean + std * z)
+            new_aux.append(aux_i)
+            means.append(cond_mean)
+            stds.append(std)
+        x = jnp.stack(new_x, axis=-1)
+        variance = jnp.stack(
+            [
+                m.variance(a) if m.has_stochastic_vol else jnp.full((block_size,), jnp.nan, dtype)
+                for m, a in zip(assets.models, new_aux, strict=True)
+            ],
+            axis=-1,
+        )
+        values = (x, jnp.stack(means, axis=-1), jnp.stack(stds, axis=-1), variance)
+        target = jnp.where(slot < 0, num_times, slot)  # row num_times is scratch
+        record = tuple(r.at[target].set(v) for r, v in zip(record, values, strict=True))
+        return (x, tuple(new_aux), record), None
+
+    x0 = jnp.zeros((block_size, num_assets), dtype)
+    aux0 = tuple(m.init_aux(block_size, dtype) for m in assets.models)
+    record0 = tuple(jnp.zeros((num_times + 1, block_size, num_assets), dtype) for _ in range(4))
+    xs = (jnp.asarray(dt, dtype), jnp.asarray(observe), jnp.arange(dt.shape[0], dtype=jnp.uint32))
+    (_, _, record), _ = jax.lax.scan(body, (x0, aux0, record0), xs)
+    return Observations(*(r[:num_times] for r in record))
+
+
+def _pairwise_block_sum(x: Array) -> Array:
+    """Sum over axis 1 (a power of two) by a fixed halving tree: bitwise reproducible."""
+    while x.shape[1] > 1:
+        half = x.shape[1] // 2
+        x = x[:, :half] + x[:, half:]
+    return x[:, 0]
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Monte Carlo mean and standard error of each per-path quantity (same pytree)."""
+
+    mean: Any
+    stderr: Any
+    num_paths: int
+
+
+BlockFn = Callable[[PRNGKeyArray, Any], Any]
+
+
+def monte_carlo(
+    block_fn: BlockFn,
+    args: Any,
+    *,
+    key: PRNGKeyArray,
+    num_paths: int,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    chunk_paths: int = DEFAULT_CHUNK_PATHS,
+    progress: Callable[[int, int], None] | None = None,
+) -> Estimate:
+    """Average ``block_fn(block_key, args)`` (a pytree of ``[block_size, ...]`` per-path
+    values) over ``num_paths`` paths, streaming: memory is bounded by one chunk.
+
+    ``block_fn`` must use only ``block_key`` for randomness. ``progress(done, total)`` is
+    called after each chunk.
+    """
+    _check_counts(num_paths, block_size, chunk_paths)
+    num_blocks = -(-num_paths // block_size)
+    blocks_per_chunk = max(1, min(chunk_paths // block_size, num_blocks))
+
+    chunk = _reduction_chunk(block_fn, block_size, blocks_per_chunk)
+
+    sum1 = sum2 = treedef = None
+    for first in range(0, num_blocks, blocks_per_chunk):
+        index = np.arange(first, first + blocks_per_chunk)
+        valid_counts = np.clip(num_paths - index * block_size, 0, block_size).astype(np.int32)
+        sums, squares = jax.device_get(chunk(key, jnp.uint32(first), valid_counts, args))
+        leaves1, treedef = jax.tree.flatten(sums)
+        leaves2 = jax.tree.leaves(squares)
+        if sum1 is None:
+            sum1 = [np.zeros(s.shape[1:], np.float64) for s in leaves1]
+            sum2 = [np.zeros(s.shape[1:], np.float64) for s in leaves1]
+        n_here = min(blocks_per_chunk, num_blocks - first)
+        for acc1, acc2, s, q in zip(sum1, sum2, leaves1, leaves2, strict=True):
+            for b in range(n_here):  # a fixed order, the block index
+                acc1 += s[b]
+                acc2 += q[b]
+        if progress is not None:
+            progress(min(num_paths, (first + n_here) * block_size), num_paths)
+    n = float(num_paths)
+    means = [s / n for s in sum1]
+    variances = [np.maximum(q / n - m * m, 0.0) * n / (n - 1.0) for q, m in zip(sum2, means, strict=True)]
+    stderrs = [np.sqrt(v / n) for v in variances]
+    return Estimate(
+        mean=jax.tree.unflatten(treedef, means),
+        stderr=jax.tree.unflatten(treedef, stderrs),
+        num_paths=num_paths,
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _reduction_chunk(block_fn: BlockFn, block_size: int, blocks_per_chunk: int) -> Callable:
+    """The jitted unit of work of :func:`monte_carlo`: per-block sums and sums of squares.
+
+    Cached on ``block_fn`` so that repeated estimates reuse the compiled code.
+    """
+
+    @jax.jit
+    def chunk(key, first_block, valid_counts, args):
+        index = first_block + jnp.arange(blocks_per_chunk, dtype=jnp.uint32)
+        keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(index)
+        values = jax.vmap(block_fn, in_axes=(0, None))(keys, args)
+        valid = jnp.arange(block_size)[None, :] < valid_counts[:, None]
+
+        def masked(v):
+            return jnp.where(valid.reshape(valid.shape + (1,) * (v.ndim - 2)), v, 0)
+
+        values = jax.tree.map(masked, values)
+        sums = jax.tree.map(_pairwise_block_sum, values)
+        squares = jax.tree.map(lambda v: _pairwise_block_sum(v * v), values)
+        return sums, squares
+
+    return chunk
+
+
+def _check_counts(num_paths: int, block_size: int, chunk_paths: int) -> None:
+    if not isinstance(num_paths, int | np.integer) or num_paths < 2:
+        raise ValueError(f"mc.paths: must be an integer >= 2, got {num_paths!r}")
+    if block_size < 1 or block_size & (block_size - 1):
+        raise ValueError(f"block_size: must be a power of two, got {block_size}")
+    if chunk_paths < 1:
+        raise ValueError(f"chunk_paths: must be >= 1, got {chunk_paths}")
+
+
+def simulate_paths(
+    model: Model | CorrelatedAssets,
+    *,
+    key: PRNGKeyArray,
+    times: Sequence[float],
+    num_paths: int,
+    steps_per_year: float = 252,
+    rate: ArrayLike = 0.0,
+    dividend: ArrayLike = 0.0,
+    dtype: Any = jnp.float32,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    chunk_paths: int = DEFAULT_CHUNK_PATHS,
+) -> Observations:
+    """All paths at the observation ``times``, as host (numpy) arrays ``[times, paths, assets]``.
+
+    Memory grows with ``num_paths``: use :func:`monte_carlo` for estimates. The first
+    ``num_paths`` paths are identical to those :func:`monte_carlo` averages for the same key.
+    """
+    assets = as_assets(model)
+    grid = time_grid(times, steps_per_year=steps_per_year)
+    drift = np.broadcast_to(np.asarray(rate, np.float64) - np.asarray(dividend, np.float64), (assets.num_assets,))
+    _check_counts(num_paths, block_size, chunk_paths)
+    num_blocks = -(-num_paths // block_size)
+    blocks_per_chunk = max(1, min(chunk_paths // block_size, num_blocks))
+    run = block_runner(grid, block_size=block_size, dtype=dtype)
+
+    @jax.jit
+    def chunk(first_block, assets, drift):
+        index = first_block + jnp.arange(blocks_per_chunk, dtype=jnp.uint32)
+        keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(index)
+        return jax.vmap(run, in_axes=(None, 0, None))(assets, keys, drift)
+
+    pieces = []
+    for first in range(0, num_blocks, blocks_per_chunk):
+        obs = jax.device_get(chunk(jnp.uint32(first), assets, jnp.asarray(drift, dtype)))
+        pieces.append(obs)
+    # [chunks][blocks, times, block, assets] -> [times, paths, assets]
+    def join(*parts):
+        arr = np.concatenate(parts, axis=0)
+        arr = np.moveaxis(arr, 0, 1).reshape(arr.shape[1], -1, arr.shape[-1])
+        return arr[:, :num_paths]
+
+    return jax.tree.map(join, *pieces)
+
+
+def block_runner(grid: TimeGrid, *, block_size: int, dtype: Any) -> Callable:
+    """``run(assets, block_key, drift) -> Observations`` for one block on ``grid``."""
+    dt = np.asarray(grid.dt)
+    observe = np.asarray(grid.observe)
+    num_times = len(grid.times)
+
+    def run(assets: CorrelatedAssets, block_key: PRNGKeyArray, drift) -> Observations:
+        return simulate_block(
+            assets, block_key, dt=jnp.asarray(dt, dtype), observe=jnp.asarray(observe), num_times=num_times,
+            drift=drift, block_size=block_size, dtype=dtype,
+        )
+
+    return run
