@@ -1,0 +1,148 @@
+"""Named stress scenarios: the YAML files in ``scenarios/``, validated, and their composition.
+
+See ``scenarios/README.md`` for the schema. A scenario is data; applying it to a market
+snapshot and a book is the stress job's work.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from riskengine.config import ConfigError, Strict, load_yaml, validate
+
+SCENARIO_DIR = Path(__file__).resolve().parents[1] / "scenarios"
+
+
+class VolShock(Strict):
+    """Implied-vol shock of one underlying: a multiplier and/or vol points by expiry."""
+
+    scale: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+    add_by_expiry_days: dict[float, float] = Field(default_factory=dict)
+
+    @field_validator("add_by_expiry_days")
+    @classmethod
+    def _positive_expiries(cls, value: dict[float, float]) -> dict[float, float]:
+        for days in value:
+            if days <= 0:
+                raise ValueError(f"expiry days must be > 0, got {days}")
+        return dict(sorted(value.items()))
+
+
+class CorrelationShock(Strict):
+    all: float = Field(ge=-1, le=1)
+
+
+class Shocks(Strict):
+    spot: dict[str, float] = Field(default_factory=dict)
+    vol: dict[str, VolShock] = Field(default_factory=dict)
+    funding_premium_8h: dict[str, float] = Field(default_factory=dict)
+    correlation: CorrelationShock | None = None
+    venue_default: list[str] = Field(default_factory=list)
+    stablecoin: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("spot", "stablecoin")
+    @classmethod
+    def _relative_moves(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, move in value.items():
+            if not move > -1.0:
+                raise ValueError(f"relative move of {name} must be > -1 (a price cannot go below 0), got {move}")
+        return value
+
+
+class Scenario(Strict):
+    name: str
+    kind: Literal["historical", "hypothetical"]
+    date: dt.date | None = None
+    description: str
+    source: str
+    shocks: Shocks
+
+    @model_validator(mode="after")
+    def _historical_has_date(self) -> Scenario:
+        if self.kind == "historical" and self.date is None:
+            raise ValueError("a historical scenario needs a date")
+        return self
+
+    def spot_move(self, underlying: str) -> float:
+        """Relative spot move of ``underlying`` (0 if the scenario does not move it)."""
+        return self.shocks.spot.get(underlying, self.shocks.spot.get("*", 0.0))
+
+    def vol_shock(self, underlying: str) -> VolShock | None:
+        return self.shocks.vol.get(underlying, self.shocks.vol.get("*"))
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    path = Path(path)
+    data = load_yaml(path)
+    try:
+        scenario = validate(Scenario, data)
+    except ConfigError as err:
+        raise ConfigError(f"scenario {path.name}: {err}") from None
+    if scenario.name != path.stem:
+        raise ConfigError(f"scenario {path.name}: name {scenario.name!r} must equal the file name {path.stem!r}")
+    return scenario
+
+
+def load_scenarios(selection: str | Sequence[str] = "all", *, directory: Path = SCENARIO_DIR) -> list[Scenario]:
+    """``"all"`` (every file in ``directory``) or a list of names or paths."""
+    if selection == "all":
+        paths: Iterable[Path] = sorted(directory.glob("*.yaml"))
+    else:
+        paths = []
+        for item in selection:
+            path = Path(item)
+            if path.suffix != ".yaml":
+                path = directory / f"{item}.yaml"
+            if not path.exists():
+                raise ConfigError(f"scenarios: no scenario {item!r} (looked for {path})")
+            paths.append(path)
+    return [load_scenario(p) for p in paths]
+
+
+def compose(scenarios: Sequence[Scenario], *, name: str | None = None) -> Scenario:
+    """One scenario applying ``scenarios`` in order: relative spot and stablecoin moves
+    multiply, vol scales multiply and vol additions add, funding premiums and correlation
+    take the last one given, venue defaults accumulate."""
+    if not scenarios:
+        raise ValueError("compose: at least one scenario is needed")
+    spot: dict[str, float] = {}
+    stable: dict[str, float] = {}
+    vol: dict[str, VolShock] = {}
+    funding: dict[str, float] = {}
+    correlation = None
+    venues: list[str] = []
+
+    def chain(acc: dict[str, float], moves: dict[str, float]) -> None:
+        keys = set(acc) | set(moves)
+        for key in keys:
+            before = acc.get(key, acc.get("*", 0.0))
+            after = moves.get(key, moves.get("*", 0.0))
+            acc[key] = (1 + before) * (1 + after) - 1
+
+    for s in scenarios:
+        chain(spot, s.shocks.spot)
+        chain(stable, s.shocks.stablecoin)
+        for key in set(vol) | set(s.shocks.vol):
+            a = vol.get(key, vol.get("*", VolShock()))
+            b = s.shocks.vol.get(key, s.shocks.vol.get("*", VolShock()))
+            days = sorted(set(a.add_by_expiry_days) | set(b.add_by_expiry_days))
+            vol[key] = VolShock(
+                scale=a.scale * b.scale,
+                add_by_expiry_days={d: a.add_by_expiry_days.get(d, 0.0) * b.scale + b.add_by_expiry_days.get(d, 0.0) for d in days},
+            )
+        funding.update(s.shocks.funding_premium_8h)
+        correlation = s.shocks.correlation or correlation
+        venues.extend(v for v in s.shocks.venue_default if v not in venues)
+    return Scenario(
+        name=name or "+".join(s.name for s in scenarios),
+        kind="hypothetical",
+        description="Composition of: " + "; ".join(s.name for s in scenarios),
+        source="composed",
+        shocks=Shocks(spot=spot, vol=vol, funding_premium_8h=funding, correlation=correlation,
+                      venue_default=venues, stablecoin=stable),
+    )
