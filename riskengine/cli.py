@@ -49,8 +49,12 @@ def _progress_bar(enabled: bool):
     return update, close
 
 
-def run_job(config_path: str, *, out: str | None, paths: int | None, seed: int | None, progress: bool) -> Path:
-    """Validate the config, run the job into a temporary directory, rename it to ``out``."""
+def run_job(
+    config_path: str, *, out: str | None, paths: int | None, seed: int | None, progress: bool
+) -> tuple[Path, int]:
+    """Validate the config, run the job into a temporary directory, rename it to ``out``.
+
+    Returns the output directory and the job's exit code (nonzero on a limit breach)."""
     from riskengine.jobs import JOBS
 
     data = load_yaml(config_path)
@@ -71,10 +75,11 @@ def run_job(config_path: str, *, out: str | None, paths: int | None, seed: int |
     update, close = _progress_bar(progress)
     try:
         with atomic_directory(out_dir) as tmp:
-            module.run(config, tmp, progress=update)
+            summary = module.run(config, tmp, progress=update, base_dir=Path(config_path).parent)
     finally:
         close()
-    return out_dir
+    exit_code = getattr(module, "exit_code", lambda summary: 0)(summary)
+    return out_dir, exit_code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,21 +91,22 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--paths", type=int, help="override mc.paths")
     run.add_argument("--seed", type=int, help="override mc.seed")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    run.add_argument("--fail-on-breach", action="store_true", help="exit with code 3 when a risk limit is breached")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
     try:
-        out_dir = run_job(
+        out_dir, job_code = run_job(
             args.config, out=args.out, paths=args.paths, seed=args.seed,
             progress=not args.no_progress and sys.stderr.isatty(),
         )
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except ValueError as err:  # model/market validation raised below the config layer
-        print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
-        return EXIT_BAD_INPUT
     print(f"wrote {out_dir}/summary.json and {out_dir}/report.html in {time.perf_counter() - started:.1f} s")
+    if job_code and args.fail_on_breach:
+        print("limit breached: see breaches in summary.json", file=sys.stderr)
+        return job_code
     return 0
 
 

@@ -161,7 +161,8 @@ def _european_block_fn(
 ) -> Callable:
     """Per-path discounted payoffs (and their AD Greeks) for one block; cached by its
     static configuration so that repeated pricing reuses compiled code."""
-    run = block_runner(grid_key.grid(), block_size=block_size, dtype=dtype)
+    record = ("cond_mean", "cond_std") if estimator == "smoothed" else ("log_return",)
+    run = block_runner(grid_key.grid(), block_size=block_size, dtype=dtype, record=record)
     index = np.asarray(index)
 
     def block_fn(block_key, args):

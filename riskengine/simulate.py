@@ -9,7 +9,13 @@ block sums are accumulated on the host in block order, in float64: results are b
 identical whatever the chunk size.
 
 Inside a block, time is a ``lax.scan`` over a grid that lands exactly on every
-observation time; only the observation times are recorded, never every step.
+observation time; only the observation times are recorded, never every step, and only the
+fields the caller asks for (``record``).
+
+The standard normal shocks of step ``t`` are ``jax.random.normal(fold_in(step_key, 0), shape,
+dtype)`` as JAX computes it with ``jax_threefry_partitionable=False`` (one Threefry hash gives
+two 32-bit words), evaluated by :func:`standard_normal` with the hash unrolled so that XLA
+fuses it into the step; ``step_key = fold_in(block_key, t)``.
 """
 
 from __future__ import annotations
@@ -30,6 +36,70 @@ from riskengine.models import CorrelatedAssets, Model
 
 DEFAULT_BLOCK_SIZE = 1024
 DEFAULT_CHUNK_PATHS = 65536
+SCAN_UNROLL = 2  # time steps per scan iteration: fewer loop trips at a modest compile cost
+
+# --- random numbers ---------------------------------------------------------------------------
+
+_THREEFRY_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
+
+
+def _threefry2x32(k0: Array, k1: Array, x0: Array, x1: Array) -> tuple[Array, Array]:
+    """The Threefry-2x32 hash (20 rounds) of the counter pairs ``(x0, x1)`` under the key
+    ``(k0, k1)``, bit-identical to ``jax.extend.random.threefry_2x32``.
+
+    Written out in jnp operations so that XLA fuses it with what consumes the bits: JAX's
+    CPU lowering of the same hash is a rolled loop that streams whole arrays through memory
+    five times, which made random numbers most of the cost of a simulation step.
+    """
+    ks = (k0, k1, k0 ^ k1 ^ np.uint32(0x1BD11BDA))
+    x0, x1 = x0 + ks[0], x1 + ks[1]
+    for i in range(5):
+        for r in _THREEFRY_ROTATIONS[i % 2]:
+            x0 = x0 + x1
+            x1 = x0 ^ (jax.lax.shift_left(x1, np.uint32(r)) | jax.lax.shift_right_logical(x1, np.uint32(32 - r)))
+        x0 = x0 + ks[(i + 1) % 3]
+        x1 = x1 + ks[(i + 2) % 3] + np.uint32(i + 1)
+    return x0, x1
+
+
+def _random_words(key: PRNGKeyArray, num_pairs: int) -> tuple[Array, Array]:
+    """``2 * num_pairs`` random uint32 words as two arrays: ``threefry_2x32(key, arange(2 *
+    num_pairs))`` split in halves, i.e. JAX's non-partitionable ``random_bits`` stream."""
+    if str(jax.random.key_impl(key)) != "threefry2x32":  # another PRNG: ask JAX
+        words = jax.random.bits(key, (2, num_pairs), jnp.uint32)
+        return words[0], words[1]
+    data = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+    counts = jnp.arange(num_pairs, dtype=jnp.uint32)
+    return _threefry2x32(data[0], data[1], counts, counts + np.uint32(num_pairs))
+
+
+def standard_normal(key: PRNGKeyArray, shape: tuple[int, ...], dtype: Any) -> Array:
+    """Standard normals; for a threefry ``key`` and an even size, bit-identical to
+    ``jax.random.normal(key, shape, dtype)`` under ``jax_threefry_partitionable=False``.
+
+    One hash gives two 32-bit words: two float32 normals, or the 64 bits of one float64.
+    The map from bits to normals is JAX's: a uniform in (-1, 1), then sqrt(2) erfinv.
+    """
+    dtype = jnp.dtype(dtype)
+    finfo = jnp.finfo(dtype)
+    size = math.prod(shape)
+    if finfo.bits == 32:
+        first, second = _random_words(key, -(-size // 2))
+        bits = jnp.concatenate([first, second])[:size]
+    elif finfo.bits == 64:
+        hi, lo = _random_words(key, size)
+        bits = jax.lax.shift_left(hi.astype(jnp.uint64), np.uint64(32)) | lo.astype(jnp.uint64)
+    else:
+        return jax.random.normal(key, shape, dtype)
+    uint = bits.dtype
+    one = np.array(1.0, dtype).view(uint)
+    floats = jax.lax.bitcast_convert_type(
+        jax.lax.shift_right_logical(bits, np.asarray(finfo.bits - finfo.nmant, uint)) | one, dtype
+    ) - np.array(1.0, dtype)  # uniform on [0, 1)
+    low = np.nextafter(np.array(-1.0, dtype), np.array(0.0, dtype))
+    uniform = jnp.maximum(low, floats * (np.array(1.0, dtype) - low) + low)  # on (-1, 1)
+    return (np.array(np.sqrt(2.0), dtype) * jax.lax.erf_inv(uniform)).reshape(shape)
+
 
 
 @dataclass(frozen=True)
@@ -74,6 +144,9 @@ def time_grid(times: Sequence[float], *, steps_per_year: float) -> TimeGrid:
     return TimeGrid(times=obs, dt=np.asarray(dts), observe=np.asarray(observe, dtype=np.int32))
 
 
+FIELDS = ("log_return", "cond_mean", "cond_std", "variance")
+
+
 class Observations(eqx.Module):
     """What one block of paths records at each observation time.
 
@@ -81,13 +154,14 @@ class Observations(eqx.Module):
     ``cond_mean`` and ``cond_std`` give its law conditional on everything except the spot
     shock of the step that ends at t (log_return = cond_mean + cond_std * Z), which pricers
     use to integrate that last shock analytically; ``variance`` is the instantaneous
-    variance for stochastic-vol assets (NaN for constant-vol ones).
+    variance for stochastic-vol assets (NaN for constant-vol ones). A field the simulation
+    was not asked to record (``record``) is None.
     """
 
-    log_return: Float[Array, "times paths assets"]
-    cond_mean: Float[Array, "times paths assets"]
-    cond_std: Float[Array, "times paths assets"]
-    variance: Float[Array, "times paths assets"]
+    log_return: Float[Array, "times paths assets"] | None = None
+    cond_mean: Float[Array, "times paths assets"] | None = None
+    cond_std: Float[Array, "times paths assets"] | None = None
+    variance: Float[Array, "times paths assets"] | None = None
 
 
 def as_assets(model: Model | CorrelatedAssets) -> CorrelatedAssets:
@@ -104,28 +178,34 @@ def simulate_block(
     drift: Float[Array, " assets"],
     block_size: int,
     dtype: Any,
+    record: Sequence[str] = FIELDS,
 ) -> Observations:
-    """Simulate one block of ``block_size`` paths from ``key`` (no Python loop over steps)."""
+    """Simulate one block of ``block_size`` paths from ``key`` (no Python loop over steps),
+    recording the ``record`` fields of :class:`Observations` at the observation times."""
+    record = tuple(record)
+    if not record or set(record) - set(FIELDS):
+        raise ValueError(f"record: must be a non-empty subset of {FIELDS}, got {record}")
     num_assets = assets.num_assets
     factor = jnp.asarray(assets.factor, dtype)
     drift = jnp.asarray(drift, dtype)
-    needs_perp = any(m.has_stochastic_vol for m in assets.models)
+    num_shocks = 2 if any(m.has_stochastic_vol for m in assets.models) else 1
+    steps = jnp.arange(dt.shape[0], dtype=jnp.uint32)
+    step_keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, steps)
+    shock_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(step_keys, 0)
 
     def body(carry, xs):
-        x, aux, record = carry
-        step_dt, slot, step_index = xs
-        step_key = jax.random.fold_in(key, step_index)
-        w = jax.random.normal(jax.random.fold_in(step_key, 0), (block_size, num_assets), dtype)
-        if num_assets > 1:
-            w = w @ factor.T
-        perp = jax.random.normal(jax.random.fold_in(step_key, 1), (block_size, num_assets), dtype) if needs_perp else None
+        x, aux, recorded = carry
+        step_dt, slot, step_key, shock_key = xs
+        # w: the assets' spot shocks; perp: independent shocks for the variances
+        shocks = standard_normal(shock_key, (num_shocks, block_size, num_assets), dtype)
+        w = shocks[0] @ factor.T if num_assets > 1 else shocks[0]
         new_x, new_aux, means, stds = [], [], [], []
         for i, model in enumerate(assets.models):
             if model.has_stochastic_vol:
                 rho = jnp.asarray(model.spot_variance_correlation, dtype)
                 c = jnp.sqrt(1.0 - rho**2)
-                z_var = rho * w[:, i] + c * perp[:, i]
-                z = c * w[:, i] - rho * perp[:, i]
+                z_var = rho * w[:, i] + c * shocks[1][:, i]
+                z = c * w[:, i] - rho * shocks[1][:, i]
             else:
                 z_var = w[:, i]  # unused by constant-vol models
                 z = w[:, i]
@@ -138,24 +218,28 @@ def simulate_block(
             means.append(cond_mean)
             stds.append(std)
         x = jnp.stack(new_x, axis=-1)
-        variance = jnp.stack(
-            [
-                m.variance(a) if m.has_stochastic_vol else jnp.full((block_size,), jnp.nan, dtype)
-                for m, a in zip(assets.models, new_aux, strict=True)
-            ],
-            axis=-1,
-        )
-        values = (x, jnp.stack(means, axis=-1), jnp.stack(stds, axis=-1), variance)
+        values = {
+            "log_return": lambda: x,
+            "cond_mean": lambda: jnp.stack(means, axis=-1),
+            "cond_std": lambda: jnp.stack(stds, axis=-1),
+            "variance": lambda: jnp.stack(
+                [
+                    m.variance(a) if m.has_stochastic_vol else jnp.full((block_size,), jnp.nan, dtype)
+                    for m, a in zip(assets.models, new_aux, strict=True)
+                ],
+                axis=-1,
+            ),
+        }
         target = jnp.where(slot < 0, num_times, slot)  # row num_times is scratch
-        record = tuple(r.at[target].set(v) for r, v in zip(record, values, strict=True))
-        return (x, tuple(new_aux), record), None
+        recorded = tuple(r.at[target].set(values[f]()) for r, f in zip(recorded, record, strict=True))
+        return (x, tuple(new_aux), recorded), None
 
     x0 = jnp.zeros((block_size, num_assets), dtype)
     aux0 = tuple(m.init_aux(block_size, dtype) for m in assets.models)
-    record0 = tuple(jnp.zeros((num_times + 1, block_size, num_assets), dtype) for _ in range(4))
-    xs = (jnp.asarray(dt, dtype), jnp.asarray(observe), jnp.arange(dt.shape[0], dtype=jnp.uint32))
-    (_, _, record), _ = jax.lax.scan(body, (x0, aux0, record0), xs)
-    return Observations(*(r[:num_times] for r in record))
+    recorded0 = tuple(jnp.zeros((num_times + 1, block_size, num_assets), dtype) for _ in record)
+    xs = (jnp.asarray(dt, dtype), jnp.asarray(observe), step_keys, shock_keys)
+    (_, _, recorded), _ = jax.lax.scan(body, (x0, aux0, recorded0), xs, unroll=SCAN_UNROLL)
+    return Observations(**{f: r[:num_times] for f, r in zip(record, recorded, strict=True)})
 
 
 def _pairwise_block_sum(x: Array) -> Array:
@@ -307,16 +391,74 @@ def simulate_paths(
     return jax.tree.map(join, *pieces)
 
 
-def block_runner(grid: TimeGrid, *, block_size: int, dtype: Any) -> Callable:
-    """``run(assets, block_key, drift) -> Observations`` for one block on ``grid``."""
+def block_runner(grid: TimeGrid, *, block_size: int, dtype: Any, record: Sequence[str] = FIELDS) -> Callable:
+    """``run(assets, block_key, drift) -> Observations`` for one block on ``grid``,
+    recording the ``record`` fields only."""
     dt = np.asarray(grid.dt)
     observe = np.asarray(grid.observe)
     num_times = len(grid.times)
+    record = tuple(record)
 
     def run(assets: CorrelatedAssets, block_key: PRNGKeyArray, drift) -> Observations:
         return simulate_block(
             assets, block_key, dt=jnp.asarray(dt, dtype), observe=jnp.asarray(observe), num_times=num_times,
-            drift=drift, block_size=block_size, dtype=dtype,
+            drift=drift, block_size=block_size, dtype=dtype, record=record,
         )
 
     return run
+
+
+def _chunks(num_paths: int, block_size: int, chunk_paths: int):
+    """Yield ``(first_block, valid_counts, blocks_here)`` for each chunk, in block order."""
+    _check_counts(num_paths, block_size, chunk_paths)
+    num_blocks = -(-num_paths // block_size)
+    blocks_per_chunk = max(1, min(chunk_paths // block_size, num_blocks))
+    for first in range(0, num_blocks, blocks_per_chunk):
+        index = np.arange(first, first + blocks_per_chunk)
+        valid_counts = np.clip(num_paths - index * block_size, 0, block_size).astype(np.int32)
+        yield first, valid_counts, min(blocks_per_chunk, num_blocks - first)
+
+
+def _block_keys(key, first_block, blocks_per_chunk):
+    index = first_block + jnp.arange(blocks_per_chunk, dtype=jnp.uint32)
+    return jax.vmap(lambda i: jax.random.fold_in(key, i))(index)
+
+
+def stream(
+    block_fn: BlockFn,
+    args: Any,
+    *,
+    key: PRNGKeyArray,
+    num_paths: int,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    chunk_paths: int = DEFAULT_CHUNK_PATHS,
+    progress: Callable[[int, int], None] | None = None,
+):
+    """Yield ``(first_path, values)`` chunk by chunk, in path order: ``values`` is the host
+    array ``[paths_in_chunk, ...]`` of ``block_fn(block_key, args)`` (``[block_size, ...]``
+    per block). For per-path quantities a job reduces on the host (quantiles, weighted
+    sums), with memory bounded by one chunk; the paths are those :func:`monte_carlo`
+    averages for the same key and block size. The compiled chunk is cached on ``block_fn``.
+    """
+    for first, valid_counts, n_here in _chunks(num_paths, block_size, chunk_paths):
+        chunk = _collect_chunk(block_fn, len(valid_counts))
+        values = np.asarray(jax.device_get(chunk(key, jnp.uint32(first), args)))
+        values = values[:n_here].reshape((-1,) + values.shape[2:])
+        first_path = first * block_size
+        yield first_path, values[: num_paths - first_path]
+        if progress is not None:
+            progress(min(num_paths, (first + n_here) * block_size), num_paths)
+
+
+def collect(block_fn: BlockFn, args: Any, **kwargs) -> np.ndarray:
+    """All per-path values of :func:`stream` as one host array ``[num_paths, ...]``."""
+    return np.concatenate([values for _, values in stream(block_fn, args, **kwargs)], axis=0)
+
+
+@functools.lru_cache(maxsize=64)
+def _collect_chunk(block_fn: BlockFn, blocks_per_chunk: int) -> Callable:
+    @jax.jit
+    def chunk(key, first_block, args):
+        return jax.vmap(block_fn, in_axes=(0, None))(_block_keys(key, first_block, blocks_per_chunk), args)
+
+    return chunk

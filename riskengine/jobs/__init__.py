@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from riskengine.jobs import price
+from riskengine.jobs import price, stress
 
 JOBS: dict[str, ModuleType] = {
     "price": price,
+    "stress": stress,
 }
 
 __all__ = ["JOBS"]

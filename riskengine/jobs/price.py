@@ -37,7 +37,7 @@ class Config(Strict):
     mc: McConfig = McConfig()
 
 
-def run(config: Config, out: Path, *, progress=None) -> dict:
+def run(config: Config, out: Path, *, progress=None, base_dir: Path | None = None) -> dict:
     started = time.perf_counter()
     model = config.model.build(scheme=config.mc.scheme)
     market = config.market

@@ -9,11 +9,12 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Literal
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
-from jax.scipy.special import log_ndtr
 from jaxtyping import Array, Float
 
 from riskengine.models.base import Model, check_finite, check_parameter
@@ -30,51 +31,63 @@ def safe_sqrt(x: Array) -> Array:
 
 
 def _qe_step(v, *, dt, drift, z_var, kappa, theta, sigma, rho):
-    """Andersen (2008) quadratic-exponential step with the martingale correction."""
+    """Andersen (2008) quadratic-exponential step with the martingale correction.
+
+    Everything that depends on the step but not on the path is computed once, as scalars,
+    so that each per-path line below is a single vector operation; each branch's
+    transcendental functions are merged where the branches are exclusive.
+    """
+    # Per-step scalars. The conditional mean and variance of V' are m = m0 + m1 v and
+    # s2 = s0 + s1 v; the log-spot step is drift dt + k0 + k1 v + k2 V' + sqrt(k3 (v + V')) Z
+    # (central discretisation of the integrated variance, gamma1 = gamma2 = 1/2).
     ekt = jnp.exp(-kappa * dt)
-    m = theta + (v - theta) * ekt
-    s2 = v * sigma**2 * ekt * (-jnp.expm1(-kappa * dt)) / kappa + theta * sigma**2 * jnp.expm1(-kappa * dt) ** 2 / (2 * kappa)
-    psi = s2 / m**2
+    one_minus_ekt = -jnp.expm1(-kappa * dt)
+    m0, m1 = theta * one_minus_ekt, ekt
+    s0 = theta * sigma**2 * one_minus_ekt**2 / (2 * kappa)
+    s1 = sigma**2 * ekt * one_minus_ekt / kappa
+    k1 = 0.5 * dt * (kappa * rho / sigma - 0.5) - rho / sigma
+    k2 = 0.5 * dt * (kappa * rho / sigma - 0.5) + rho / sigma
+    k3 = 0.5 * dt * (1.0 - rho**2)  # = k4
+    k0 = -rho * kappa * theta * dt / sigma
+    big_a = k2 + 0.5 * k3  # A: the martingale correction needs E[exp(A V') | v]
+
+    m = m0 + m1 * v
+    psi = (s0 + s1 * v) / (m * m)
     quadratic = psi <= PSI_CRITICAL
 
     # Quadratic branch: V' = a (b + Z)^2, for psi <= psi_c (psi replaced where unused so
     # that the other branch never produces NaN values or gradients).
-    psi_q = jnp.where(quadratic, psi, 1.0)
-    two_over_psi = 2.0 / psi_q
-    b2 = two_over_psi - 1.0 + jnp.sqrt(two_over_psi) * jnp.sqrt(two_over_psi - 1.0)
+    two_over_psi = 2.0 / jnp.where(quadratic, psi, 1.0)
+    b2 = two_over_psi - 1.0 + jnp.sqrt(two_over_psi * (two_over_psi - 1.0))
     a = m / (1.0 + b2)
     v_quadratic = a * (jnp.sqrt(b2) + z_var) ** 2
 
-    # Exponential branch: V' = 0 with probability p, else exponential; U = Phi(z_var), and
-    # log(1 - U) = log_ndtr(-z_var) keeps the far tail accurate.
+    # Exponential branch: V' = 0 with probability p, else log((1 - p) / (1 - U)) / beta with
+    # U = Phi(z_var); 1 - U = erfc(z_var / sqrt 2) / 2 keeps the far tail accurate.
     psi_e = jnp.where(quadratic, 2.0, psi)
-    p = (psi_e - 1.0) / (psi_e + 1.0)
-    beta = (1.0 - p) / m
-    log_survival = log_ndtr(-z_var)
-    v_exponential = jnp.maximum(jnp.log1p(-p) - log_survival, 0.0) / beta
+    one_minus_p = 2.0 / (psi_e + 1.0)
+    p = 1.0 - one_minus_p
+    beta = one_minus_p / m
+    survival = jnp.maximum(0.5 * jax.lax.erfc(z_var * math.sqrt(0.5)), jnp.finfo(v.dtype).tiny)
+    v_exponential = jnp.maximum(jnp.log(one_minus_p / survival), 0.0) / beta
 
     v_next = jnp.where(quadratic, v_quadratic, v_exponential)
 
-    # Log-spot: central discretisation of the integrated variance (gamma1 = gamma2 = 1/2).
-    k1 = 0.5 * dt * (kappa * rho / sigma - 0.5) - rho / sigma
-    k2 = 0.5 * dt * (kappa * rho / sigma - 0.5) + rho / sigma
-    k3 = 0.5 * dt * (1.0 - rho**2)
-    k4 = k3
-    k0 = -rho * kappa * theta * dt / sigma
-    big_a = k2 + 0.5 * k4
-    # Martingale correction: log E[exp(A V') | V] per branch, where it exists.
+    # Martingale correction: log E[exp(A V') | v] per branch, where it exists:
+    # quadratic A b2 a / (1 - 2 A a) - log(1 - 2 A a) / 2, exponential log(p + beta (1 - p) / (beta - A)).
     one_minus_2aa = 1.0 - 2.0 * big_a * a
-    ok_q = one_minus_2aa > 0
-    safe_q = jnp.where(ok_q, one_minus_2aa, 1.0)
-    log_m_q = big_a * b2 * a / safe_q - 0.5 * jnp.log(safe_q)
-    ok_e = big_a < beta
-    log_m_e = jnp.log(p + beta * (1.0 - p) / jnp.where(ok_e, beta - big_a, 1.0))
-    log_m = jnp.where(quadratic, log_m_q, log_m_e)
-    corrected = jnp.where(quadratic, ok_q, ok_e)
-    k0_star = -log_m - (k1 + 0.5 * k3) * v
-    offset = jnp.where(corrected, k0_star, k0)
-    mean = drift * dt + offset + k1 * v + k2 * v_next
-    std = safe_sqrt(k3 * v + k4 * v_next)
+    corrected = jnp.where(quadratic, one_minus_2aa > 0, big_a < beta)
+    log_argument = jnp.where(
+        quadratic, one_minus_2aa, p + beta * one_minus_p / jnp.where(quadratic, 1.0, beta - big_a)
+    )
+    log_argument = jnp.where(corrected, log_argument, 1.0)
+    log_m = jnp.where(quadratic, big_a * b2 * a / log_argument, 0.0) + jnp.where(quadratic, -0.5, 1.0) * jnp.log(
+        log_argument
+    )
+    # drift dt + (k0* or k0) + k1 v + k2 V', with k0* = -log_m - (k1 + k3 / 2) v
+    offset = jnp.where(corrected, -log_m - (0.5 * k3) * v, k0 + k1 * v)
+    mean = drift * dt + offset + k2 * v_next
+    std = safe_sqrt(k3 * (v + v_next))
     return v_next, mean, std
 
 
