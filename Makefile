@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/riskengine run configs/demo.yaml --out out/demo
+	$(BIN)/riskengine run configs/stress.yaml --out out/demo
 	@echo "report: $(CURDIR)/out/demo/report.html"
 
 # pytest exits 5 when it collects no test: that must fail, never pass silently.

@@ -108,7 +108,7 @@ def format_validation_error(err: ValidationError) -> str:
     msg = first["msg"]
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
-    if msg.startswith("model.params.") or msg.startswith("mc.") or msg.startswith("correlation"):
+    if msg.startswith(("model.params.", "mc.", "correlation", "limits.")):
         return msg  # already names the field
     if first["type"] == "missing":
         return f"{loc}: missing required field"

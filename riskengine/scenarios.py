@@ -7,7 +7,7 @@ snapshot and a book is the stress job's work.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -89,19 +89,25 @@ def load_scenario(path: str | Path) -> Scenario:
 
 
 def load_scenarios(selection: str | Sequence[str] = "all", *, directory: Path = SCENARIO_DIR) -> list[Scenario]:
-    """``"all"`` (every file in ``directory``) or a list of names or paths."""
+    """``"all"`` (every file in ``directory``) or a list of names or paths; an entry
+    ``"a+b"`` is the composition of scenarios ``a`` and ``b`` (see :func:`compose`)."""
     if selection == "all":
-        paths: Iterable[Path] = sorted(directory.glob("*.yaml"))
-    else:
-        paths = []
-        for item in selection:
-            path = Path(item)
-            if path.suffix != ".yaml":
-                path = directory / f"{item}.yaml"
-            if not path.exists():
-                raise ConfigError(f"scenarios: no scenario {item!r} (looked for {path})")
-            paths.append(path)
-    return [load_scenario(p) for p in paths]
+        return [load_scenario(p) for p in sorted(directory.glob("*.yaml"))]
+    scenarios = []
+    for item in selection:
+        parts = [_find(part, directory) for part in item.split("+")]
+        loaded = [load_scenario(p) for p in parts]
+        scenarios.append(loaded[0] if len(loaded) == 1 else compose(loaded, name=item))
+    return scenarios
+
+
+def _find(item: str, directory: Path) -> Path:
+    path = Path(item)
+    if path.suffix != ".yaml":
+        path = directory / f"{item}.yaml"
+    if not path.exists():
+        raise ConfigError(f"scenarios: no scenario {item!r} (looked for {path})")
+    return path
 
 
 def compose(scenarios: Sequence[Scenario], *, name: str | None = None) -> Scenario:

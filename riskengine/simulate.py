@@ -12,10 +12,9 @@ Inside a block, time is a ``lax.scan`` over a grid that lands exactly on every
 observation time; only the observation times are recorded, never every step, and only the
 fields the caller asks for (``record``).
 
-The standard normal shocks of step ``t`` are ``jax.random.normal(fold_in(step_key, 0), shape,
-dtype)`` as JAX computes it with ``jax_threefry_partitionable=False`` (one Threefry hash gives
-two 32-bit words), evaluated by :func:`standard_normal` with the hash unrolled so that XLA
-fuses it into the step; ``step_key = fold_in(block_key, t)``.
+The standard normal shocks of step ``t`` are ``jax.random.normal(fold_in(step_key, 0),
+(shocks, block_size, assets), dtype)`` with ``step_key = fold_in(block_key, t)``, evaluated by
+:func:`standard_normal` so that XLA fuses the hash into the step.
 """
 
 from __future__ import annotations
@@ -36,7 +35,7 @@ from riskengine.models import CorrelatedAssets, Model
 
 DEFAULT_BLOCK_SIZE = 1024
 DEFAULT_CHUNK_PATHS = 65536
-SCAN_UNROLL = 2  # time steps per scan iteration: fewer loop trips at a modest compile cost
+SCAN_UNROLL = 1  # time steps per scan iteration
 
 # --- random numbers ---------------------------------------------------------------------------
 
@@ -62,35 +61,29 @@ def _threefry2x32(k0: Array, k1: Array, x0: Array, x1: Array) -> tuple[Array, Ar
     return x0, x1
 
 
-def _random_words(key: PRNGKeyArray, num_pairs: int) -> tuple[Array, Array]:
-    """``2 * num_pairs`` random uint32 words as two arrays: ``threefry_2x32(key, arange(2 *
-    num_pairs))`` split in halves, i.e. JAX's non-partitionable ``random_bits`` stream."""
-    if str(jax.random.key_impl(key)) != "threefry2x32":  # another PRNG: ask JAX
-        words = jax.random.bits(key, (2, num_pairs), jnp.uint32)
-        return words[0], words[1]
+def random_bits(key: PRNGKeyArray, shape: tuple[int, ...], dtype: Any) -> Array:
+    """``jax.random.bits(key, shape, uint)`` with as many bits as ``dtype``, bit for bit, for
+    a threefry ``key`` (JAX's default, with ``jax_threefry_partitionable``, also its default):
+    the Threefry hash of each element's index, evaluated by :func:`_threefry2x32`."""
+    width = jnp.finfo(dtype).bits
+    uint = jnp.dtype(f"uint{width}")
+    size = math.prod(shape)
+    if str(jax.random.key_impl(key)) != "threefry2x32" or width not in (32, 64) or size >= 2**32:
+        return jax.random.bits(key, shape, uint)
     data = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
-    counts = jnp.arange(num_pairs, dtype=jnp.uint32)
-    return _threefry2x32(data[0], data[1], counts, counts + np.uint32(num_pairs))
+    index = jnp.arange(size, dtype=jnp.uint32).reshape(shape)
+    hi, lo = _threefry2x32(data[0], data[1], jnp.zeros_like(index), index)
+    if width == 32:
+        return hi ^ lo
+    return jax.lax.shift_left(hi.astype(uint), np.asarray(32, uint)) | lo.astype(uint)
 
 
-def standard_normal(key: PRNGKeyArray, shape: tuple[int, ...], dtype: Any) -> Array:
-    """Standard normals; for a threefry ``key`` and an even size, bit-identical to
-    ``jax.random.normal(key, shape, dtype)`` under ``jax_threefry_partitionable=False``.
-
-    One hash gives two 32-bit words: two float32 normals, or the 64 bits of one float64.
-    The map from bits to normals is JAX's: a uniform in (-1, 1), then sqrt(2) erfinv.
-    """
+def normal_from_bits(bits: Array, dtype: Any) -> Array:
+    """Standard normals from uniformly random bits as ``jax.random.normal`` makes them: a
+    uniform on (-1, 1) from the top mantissa bits, then sqrt(2) erfinv. So
+    ``normal_from_bits(random_bits(key, shape, dtype), dtype) == jax.random.normal(key, shape, dtype)``."""
     dtype = jnp.dtype(dtype)
     finfo = jnp.finfo(dtype)
-    size = math.prod(shape)
-    if finfo.bits == 32:
-        first, second = _random_words(key, -(-size // 2))
-        bits = jnp.concatenate([first, second])[:size]
-    elif finfo.bits == 64:
-        hi, lo = _random_words(key, size)
-        bits = jax.lax.shift_left(hi.astype(jnp.uint64), np.uint64(32)) | lo.astype(jnp.uint64)
-    else:
-        return jax.random.normal(key, shape, dtype)
     uint = bits.dtype
     one = np.array(1.0, dtype).view(uint)
     floats = jax.lax.bitcast_convert_type(
@@ -98,8 +91,7 @@ def standard_normal(key: PRNGKeyArray, shape: tuple[int, ...], dtype: Any) -> Ar
     ) - np.array(1.0, dtype)  # uniform on [0, 1)
     low = np.nextafter(np.array(-1.0, dtype), np.array(0.0, dtype))
     uniform = jnp.maximum(low, floats * (np.array(1.0, dtype) - low) + low)  # on (-1, 1)
-    return (np.array(np.sqrt(2.0), dtype) * jax.lax.erf_inv(uniform)).reshape(shape)
-
+    return np.array(np.sqrt(2.0), dtype) * jax.lax.erf_inv(uniform)
 
 
 @dataclass(frozen=True)
@@ -189,15 +181,24 @@ def simulate_block(
     factor = jnp.asarray(assets.factor, dtype)
     drift = jnp.asarray(drift, dtype)
     num_shocks = 2 if any(m.has_stochastic_vol for m in assets.models) else 1
+    shock_shape = (num_shocks, block_size, num_assets)
+
+    def keys(step):  # the key of a step, and that of its normal shocks
+        step_key = jax.random.fold_in(key, step)
+        return step_key, jax.random.fold_in(step_key, 0)
+
     steps = jnp.arange(dt.shape[0], dtype=jnp.uint32)
-    step_keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, steps)
-    shock_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(step_keys, 0)
+    step_keys, _ = jax.vmap(keys)(steps)
+    _, next_shock_keys = jax.vmap(keys)(steps + 1)
 
     def body(carry, xs):
-        x, aux, recorded = carry
-        step_dt, slot, step_key, shock_key = xs
-        # w: the assets' spot shocks; perp: independent shocks for the variances
-        shocks = standard_normal(shock_key, (num_shocks, block_size, num_assets), dtype)
+        x, aux, recorded, bits = carry
+        step_dt, slot, step_key, next_shock_key = xs
+        # The shocks' random bits were drawn one step ahead: a loop-carried array is computed
+        # once, whereas XLA would otherwise recompute the hash inside each fusion using it.
+        shocks = normal_from_bits(bits, dtype)
+        next_bits = random_bits(next_shock_key, shock_shape, dtype)
+        # w: the assets' spot shocks; shocks[1]: independent shocks for the variances
         w = shocks[0] @ factor.T if num_assets > 1 else shocks[0]
         new_x, new_aux, means, stds = [], [], [], []
         for i, model in enumerate(assets.models):
@@ -230,16 +231,24 @@ def simulate_block(
                 axis=-1,
             ),
         }
-        target = jnp.where(slot < 0, num_times, slot)  # row num_times is scratch
-        recorded = tuple(r.at[target].set(values[f]()) for r, f in zip(recorded, record, strict=True))
-        return (x, tuple(new_aux), recorded), None
+        # Write only at observation steps: a conditional, not a write to a scratch row every
+        # step, which XLA would fuse by recomputing the whole step a second time.
+        recorded = jax.lax.cond(
+            slot >= 0,
+            lambda r, v: tuple(ri.at[slot].set(vi) for ri, vi in zip(r, v, strict=True)),
+            lambda r, v: r,
+            recorded,
+            tuple(values[f]() for f in record),
+        )
+        return (x, tuple(new_aux), recorded, next_bits), None
 
     x0 = jnp.zeros((block_size, num_assets), dtype)
     aux0 = tuple(m.init_aux(block_size, dtype) for m in assets.models)
-    recorded0 = tuple(jnp.zeros((num_times + 1, block_size, num_assets), dtype) for _ in record)
-    xs = (jnp.asarray(dt, dtype), jnp.asarray(observe), step_keys, shock_keys)
-    (_, _, recorded), _ = jax.lax.scan(body, (x0, aux0, recorded0), xs, unroll=SCAN_UNROLL)
-    return Observations(**{f: r[:num_times] for f, r in zip(record, recorded, strict=True)})
+    recorded0 = tuple(jnp.zeros((num_times, block_size, num_assets), dtype) for _ in record)
+    bits0 = random_bits(keys(jnp.uint32(0))[1], shock_shape, dtype)
+    xs = (jnp.asarray(dt, dtype), jnp.asarray(observe), step_keys, next_shock_keys)
+    (_, _, recorded, _), _ = jax.lax.scan(body, (x0, aux0, recorded0, bits0), xs, unroll=SCAN_UNROLL)
+    return Observations(**dict(zip(record, recorded, strict=True)))
 
 
 def _pairwise_block_sum(x: Array) -> Array:

@@ -102,7 +102,7 @@ BOOK = (
 
 
 def test_scenario_pnl_equals_hand_revaluation(tmp_path):
-    config = write(tmp_path, BOOK, scenarios=["spot_down_20"])
+    config = write(tmp_path, BOOK, scenarios=["spot_down_20", "spot_down_10+spot_up_10"], scenario_horizon_days=0)
     code, summary = run(tmp_path, config)
     assert code == 0
     pnl = summary["scenarios"]["spot_down_20"]["by_position"]
@@ -129,6 +129,18 @@ def test_scenario_pnl_equals_hand_revaluation(tmp_path):
     put_usd = lambda f: 30 * black(f, 3500, 0.8, False) / f * f  # coin value x spot (F = S)  # noqa: E731
     assert pnl["IO1"] == pytest.approx(put_usd(eth2) - put_usd(eth), rel=1e-9)
     assert summary["scenarios"]["spot_down_20"]["pnl"] == pytest.approx(sum(pnl.values()))
+    # composed: 0.9 * 1.1 = 0.99, a 1% fall
+    assert summary["scenarios"]["spot_down_10+spot_up_10"]["by_position"]["S1"] == pytest.approx(2 * (0.99 * btc - btc))
+
+
+def test_funding_spike_accrues_over_the_scenario_horizon(tmp_path):
+    # premium +0.3% per 8 h: rate = 0.003 + clamp(0.0001 - 0.003, -0.0005, 0.0005) = 0.0025;
+    # over 1 day (3 periods) a short of 40 ETH at mark 4000 receives 3 * 0.0025 * 40 * 4000.
+    config = write(tmp_path, "LP1,v1,linear_perpetual,ETH,-40,,,,4100,cross,0,1\n", scenarios=["funding_spike"],
+                   scenario_horizon_days=1)
+    code, summary = run(tmp_path, config)
+    assert code == 0
+    assert summary["scenarios"]["funding_spike"]["pnl"] == pytest.approx(3 * 0.0025 * 40 * 4000)
 
 
 def test_contributions_add_up_and_es_exceeds_var(tmp_path):
@@ -200,3 +212,11 @@ def test_bundled_stress_config_validates():
 
     config = validate(stress.Config, load_yaml(ROOT / "configs" / "stress.yaml"))
     assert config.limits["var_99_1d"] == 2.0e6
+
+
+def test_a_limit_on_an_uncomputed_figure_is_refused_before_running(tmp_path, capsys):
+    config = write(tmp_path, "S1,v1,spot,BTC,1,,,,,cross,0,1\n", limits={"var_99_10d": 1e6})
+    code, _ = run(tmp_path, config)
+    err = capsys.readouterr().err
+    assert code == 2 and "limits.var_99_10d" in err and "horizons_days" in err
+    assert not (tmp_path / "out").exists()

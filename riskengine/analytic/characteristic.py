@@ -58,8 +58,11 @@ def _heston_parts(u, maturity, kappa, theta, sigma, rho) -> _HestonParts:
     sigma2 = sigma * sigma
     beta = kappa - 1j * rho * sigma * u
     d = jnp.sqrt(beta * beta + sigma2 * s)
-    beta_plus_d = beta + d
-    a = -s / beta_plus_d
+    # s = 0 (u = 0 or u = -i) gives B = 0 exactly; the guard also covers beta + d = 0,
+    # which happens there when rho sigma > kappa (a removable 0/0).
+    s_zero = s == 0
+    beta_plus_d = jnp.where(s_zero, 1.0, beta + d)
+    a = jnp.where(s_zero, 0.0, -s / beta_plus_d)
     g = sigma2 * a / beta_plus_d
     exp_dt = jnp.exp(-d * maturity)
     one_minus_exp = -jnp.expm1(-d * maturity)
@@ -190,10 +193,13 @@ def svcj_cf(
     a0 = 1.0 - mu_v * (c + h.a)
     a1 = mu_v * h.a - h.g * one_minus_muv_c
     exp_dt_minus_1 = -h.one_minus_exp
+    # (e^{-dT} - 1) / d, which is -T at d = 0
+    d_zero = h.d == 0
+    expm1_over_d = jnp.where(d_zero, -maturity, exp_dt_minus_1 / jnp.where(d_zero, 1.0, h.d))
     z = a1 * exp_dt_minus_1 / ((1.0 - h.g) * one_minus_muv_c)
     log1p_z = jnp.log(1.0 - mu_v * (c + h.b)) - jnp.log(one_minus_muv_c) + h.log_ratio
-    integral = maturity / a0 + mu_v * h.a * exp_dt_minus_1 / (
-        a0 * h.d * one_minus_muv_c
+    integral = maturity / a0 + mu_v * h.a * expm1_over_d / (
+        a0 * one_minus_muv_c
     ) * _log1p_ratio(log1p_z, z)
     price_jump_cf = jnp.exp(iu * jump_mean - 0.5 * u * u * jump_vol * jump_vol)
     compensator = jnp.exp(jump_mean + 0.5 * jump_vol * jump_vol) / (1.0 - jump_corr * mu_v) - 1.0

@@ -21,8 +21,8 @@ grid point past the last one above ``1e-12 * spot``. The integrand decays like `
 ``exp(i u log(F/K))``, so a rule of ``N`` nodes is exact to double precision once
 ``U |log(F/K)|`` is well below ``N``. With the default 1024 nodes the Heston prices agree
 with QuantLib's adaptive engine to 1e-10 absolute (spot 100; QuantLib's own error at that
-level) over maturities 0.2y–10y,
-vol-of-vol 0.2–1.5, ``rho`` in [-0.9, 0], ``v0``/``theta`` in 0.01–0.25, strikes 50–200;
+level) over maturities 0.2y–10y, vol-of-vol 0.2–1.5, ``rho`` in [-0.9, 0], ``v0``/``theta``
+in 0.01–0.25, strikes 50–200;
 the hardest case there (``v0 = 0.01``, ``sigma = 1.5``, ``rho = -0.9``, ``T = 0.2``, so
 ``U ~ 5000``) needs about 1000 nodes. Pass a larger ``num_nodes`` for even slower decay.
 

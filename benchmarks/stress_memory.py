@@ -1,0 +1,78 @@
+"""Peak memory of the stress job on a large book (issue acceptance: a book of 10,000
+positions with 10^5 paths over 10 daily steps stays under 4 GB peak RSS).
+
+    .venv/bin/python benchmarks/stress_memory.py [--positions 10000] [--paths 100000]
+
+Builds a synthetic book (spot, futures, perpetuals, linear and inverse options across BTC,
+ETH and SOL on two venues) against the bundled market snapshot, runs the stress job in a
+child process and prints its peak resident set size (ru_maxrss of the child).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def synthetic_book(n: int, seed: int = 0) -> str:
+    rng = np.random.default_rng(seed)
+    spots = {"BTC": 95000.0, "ETH": 3400.0, "SOL": 220.0}
+    expiries = ["2026-12-25", "2027-01-29", "2027-03-26", "2027-06-25"]
+    lines = ["id,venue,type,underlying,quantity,strike,expiry,option,entry_price,margin_mode,collateral,multiplier"]
+    kinds = ["spot", "linear_future", "inverse_future", "linear_perpetual", "inverse_perpetual", "linear_option", "inverse_option"]
+    for i in range(n):
+        kind = kinds[i % len(kinds)]
+        u = list(spots)[rng.integers(3)]
+        s = spots[u]
+        q = float(np.round(rng.normal(0, 5), 3)) or 1.0
+        venue = "deribit" if kind.startswith("inverse") else "binance"
+        expiry = strike = option = ""
+        entry = round(s * (1 + rng.normal(0, 0.05)), 2)
+        if "future" in kind or "option" in kind:
+            expiry = expiries[rng.integers(len(expiries))]
+        if "option" in kind:
+            strike = round(s * rng.uniform(0.7, 1.4), 0)
+            option = "call" if rng.random() < 0.5 else "put"
+        mult = 10 if kind.startswith("inverse") and "option" not in kind else 1
+        lines.append(f"P{i},{venue},{kind},{u},{q},{strike},{expiry},{option},{entry},cross,0,{mult}")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--positions", type=int, default=10_000)
+    parser.add_argument("--paths", type=int, default=100_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "book.csv").write_text(synthetic_book(args.positions))
+        config = yaml.safe_load((ROOT / "configs" / "stress.yaml").read_text())
+        config.update(book=str(tmp / "book.csv"), market=str(ROOT / "configs" / "data" / "market.yaml"),
+                      history=str(ROOT / "configs" / "data" / "history.csv"), horizons_days=[10], scenarios="all", limits={})
+        config["mc"] = {"paths": args.paths, "seed": 1}
+        (tmp / "stress.yaml").write_text(yaml.safe_dump(config))
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "riskengine.cli", "run", str(tmp / "stress.yaml"),
+                               "--out", str(tmp / "out"), "--no-progress"], capture_output=True, text=True)
+        seconds = time.perf_counter() - started
+        if done.returncode != 0:
+            sys.exit(f"stress job failed: {done.stderr.strip()}")
+    peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2  # KiB -> GiB
+    print(f"positions={args.positions} paths={args.paths} horizon=10d steps=10: "
+          f"peak RSS {peak_gb:.2f} GiB, {seconds:.0f} s")
+    if peak_gb >= 4.0:
+        sys.exit("peak memory over 4 GiB")
+
+
+if __name__ == "__main__":
+    main()
