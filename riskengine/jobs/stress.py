@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import FuncFormatter
 from pydantic import Field, field_validator, model_validator
 
 from riskengine import risk
@@ -689,6 +690,7 @@ def _report(config: Config, summary: dict, pnl: np.ndarray, scenario_table: pd.D
         for level, v in summary["es"][f"{h}d"].items():
             ax.axvline(-v, color="#c44e52", ls="-", label=f"ES {level}: {_money(v)}")
         ax.set_title(f"P&L over {h} day(s), USD")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1e3:,.0f}k"))
         ax.legend(fontsize=8)
     report.figure(fig, alt="P&L histograms with VaR and ES")
     rows = []
@@ -720,6 +722,8 @@ def _report(config: Config, summary: dict, pnl: np.ndarray, scenario_table: pd.D
     axes[1].barh(by_p.index[::-1], by_p.values[::-1], color="#8172b3")
     axes[1].set_title(f"{measure} {first}: largest position contributions")
     report.figure(fig, alt="Contributions to expected shortfall")
+    report.paragraph("A position's P&L includes the collateral posted on its row (coin collateral moves with "
+                     "its coin).", note=True)
 
     report.heading("Greeks (automatic differentiation of the full revaluation)")
     greek_rows = [{"underlying": u, **g} for u, g in summary["greeks"].items() if isinstance(g, dict)]

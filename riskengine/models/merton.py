@@ -38,10 +38,12 @@ class Merton(Model):
         dtype = dt.dtype
         sigma = jnp.asarray(self.sigma, dtype)
         lam = jnp.asarray(self.jump_intensity, dtype)
-        k = lognormal_jump_compensator(jnp.asarray(self.jump_mean, dtype), jnp.asarray(self.jump_vol, dtype))
+        mu_j = jnp.asarray(self.jump_mean, dtype)
+        sig_j = jnp.asarray(self.jump_vol, dtype)
+        k = lognormal_jump_compensator(mu_j, sig_j)
         key_n, key_j = jax.random.split(key)
         counts = jump_counts(key_n, lam * dt, z_var.shape, dtype)
-        jumps = sum_of_normal_jumps(key_j, counts, self.jump_mean, self.jump_vol)
+        jumps = sum_of_normal_jumps(key_j, counts, mu_j, sig_j)
         mean = (drift - lam * k - 0.5 * sigma**2) * dt + jumps
         std = jnp.broadcast_to(sigma * jnp.sqrt(dt), z_var.shape)
         return aux, mean, std
