@@ -7,12 +7,12 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from riskengine.models.base import Model, check_finite, check_parameter
-from riskengine.models.heston import check_heston_fields, heston_step, shift_variance_levels
+from riskengine.models.base import check_finite, check_parameter
+from riskengine.models.heston import StochasticVolModel, check_heston_fields, heston_step
 from riskengine.models.jumps import jump_counts, lognormal_jump_compensator, sum_of_normal_jumps
 
 
-class Bates(Model):
+class Bates(StochasticVolModel):
     """Heston's fields plus ``jump_intensity``, ``jump_mean`` (mean log jump), ``jump_vol``."""
 
     v0: Float[Array, ""] | float
@@ -32,9 +32,6 @@ class Bates(Model):
             for name in ("jump_intensity", "jump_vol"):
                 check_parameter("bates", name, jumps[name], float(jumps[name]) >= 0, "must be >= 0")
 
-    def init_aux(self, num_paths, dtype):
-        return jnp.full((num_paths,), self.v0, dtype)
-
     def step(self, aux, *, dt, drift, z_var, key):
         dtype = dt.dtype
         lam = jnp.asarray(self.jump_intensity, dtype)
@@ -48,13 +45,3 @@ class Bates(Model):
         key_n, key_j = jax.random.split(key)
         counts = jump_counts(key_n, lam * dt, z_var.shape, dtype)
         return v_next, mean + sum_of_normal_jumps(key_j, counts, mu_j, sig_j), std
-
-    @property
-    def spot_variance_correlation(self):
-        return self.rho
-
-    def variance(self, aux):
-        return jnp.maximum(aux, 0.0)
-
-    def shift_vol(self, eps):
-        return shift_variance_levels(self, eps)

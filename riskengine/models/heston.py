@@ -135,7 +135,26 @@ def shift_variance_levels(model, eps):
     )
 
 
-class Heston(Model):
+class StochasticVolModel(Model):
+    """Base of the Heston family (Heston, Bates, SVCJ): the variance is the non-spot state.
+
+    Subclasses have the fields ``v0, kappa, theta, sigma, rho`` and ``scheme``."""
+
+    def init_aux(self, num_paths, dtype):
+        return jnp.full((num_paths,), self.v0, dtype)
+
+    @property
+    def spot_variance_correlation(self):
+        return self.rho
+
+    def variance(self, aux):
+        return jnp.maximum(aux, 0.0)
+
+    def shift_vol(self, eps):
+        return shift_variance_levels(self, eps)
+
+
+class Heston(StochasticVolModel):
     """Heston stochastic volatility; ``scheme`` is ``"qe"`` (default) or ``"euler"``."""
 
     v0: Float[Array, ""] | float
@@ -148,21 +167,8 @@ class Heston(Model):
     def __check_init__(self):
         check_heston_fields("heston", self)
 
-    def init_aux(self, num_paths, dtype):
-        return jnp.full((num_paths,), self.v0, dtype)
-
     def step(self, aux, *, dt, drift, z_var, key):
         return heston_step(
             aux, scheme=self.scheme, dt=dt, drift=drift, z_var=z_var,
             kappa=self.kappa, theta=self.theta, sigma=self.sigma, rho=self.rho,
         )
-
-    @property
-    def spot_variance_correlation(self):
-        return self.rho
-
-    def variance(self, aux):
-        return jnp.maximum(aux, 0.0)
-
-    def shift_vol(self, eps):
-        return shift_variance_levels(self, eps)

@@ -15,8 +15,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from riskengine.models.base import Model, check_finite, check_parameter
-from riskengine.models.heston import check_heston_fields, heston_step, shift_variance_levels
+from riskengine.models.base import check_finite, check_parameter
+from riskengine.models.heston import StochasticVolModel, check_heston_fields, heston_step
 from riskengine.models.jumps import jump_counts
 
 
@@ -25,7 +25,7 @@ def svcj_jump_compensator(jump_mean, jump_vol, vol_jump_mean, jump_corr):
     return jnp.exp(jump_mean + 0.5 * jump_vol**2) / (1.0 - jump_corr * vol_jump_mean) - 1.0
 
 
-class SVCJ(Model):
+class SVCJ(StochasticVolModel):
     """Heston's fields plus ``jump_intensity, jump_mean, jump_vol, vol_jump_mean, jump_corr``."""
 
     v0: Float[Array, ""] | float
@@ -58,9 +58,6 @@ class SVCJ(Model):
                 "jump_corr * vol_jump_mean must be < 1 (else E[exp(jump)] is infinite)",
             )
 
-    def init_aux(self, num_paths, dtype):
-        return jnp.full((num_paths,), self.v0, dtype)
-
     def step(self, aux, *, dt, drift, z_var, key):
         dtype = dt.dtype
         lam = jnp.asarray(self.jump_intensity, dtype)
@@ -83,13 +80,3 @@ class SVCJ(Model):
         spot_jumps = counts * mu_s + rho_j * variance_jumps + jnp.sqrt(counts) * sig_s * z
         # Variance jumps land at the end of the step; the log-spot used the diffusive V'.
         return v_next + variance_jumps, mean + spot_jumps, std
-
-    @property
-    def spot_variance_correlation(self):
-        return self.rho
-
-    def variance(self, aux):
-        return jnp.maximum(aux, 0.0)
-
-    def shift_vol(self, eps):
-        return shift_variance_levels(self, eps)
