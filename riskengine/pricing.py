@@ -163,7 +163,7 @@ def _european_block_fn(
     static configuration so that repeated pricing reuses compiled code."""
     record = ("cond_mean", "cond_std") if estimator == "smoothed" else ("log_return",)
     run = block_runner(grid_key.grid(), block_size=block_size, dtype=dtype, record=record)
-    index = np.asarray(index)
+    index = np.asarray(index, dtype=np.int32)
 
     def block_fn(block_key, args):
         assets, spot, drift = args["assets"], args["spot"], args["drift"]
