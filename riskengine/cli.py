@@ -63,7 +63,7 @@ def run_job(
         raise ConfigError(f"job: unknown job kind {job!r}; expected one of {sorted(JOBS)}")
     module = JOBS[job]
     data = _apply_overrides(data, paths=paths, seed=seed)
-    config = validate(module.Config, data)
+    config = validate(module.Config, data, context={"base_dir": Path(config_path).parent})
     mc = getattr(config, "mc", None)
     if getattr(mc, "dtype", "float32") == "float64":
         import jax

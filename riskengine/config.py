@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from riskengine.models import MODELS, build_model, parameter_names
 
@@ -23,8 +23,26 @@ class Strict(BaseModel):
 
 
 class ModelConfig(Strict):
+    """``{name, params}``, or ``{from: DIR}``: the model a calibrate job wrote to DIR."""
+
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_calibration(cls, data: Any, info: ValidationInfo) -> Any:
+        if not isinstance(data, dict) or "from" not in data:
+            return data
+        extra = sorted(set(data) - {"from"})
+        if extra:
+            raise ValueError(f"model.{extra[0]}: not allowed with model.from (the calibration gives name and params)")
+        from riskengine.calibration import load_calibrated_model
+
+        base_dir = (info.context or {}).get("base_dir")
+        try:
+            return load_calibrated_model(str(data["from"]), base_dir=base_dir)
+        except ConfigError as err:
+            raise ValueError(f"model.from: {err}") from None
 
     @field_validator("name")
     @classmethod
@@ -108,7 +126,7 @@ def format_validation_error(err: ValidationError) -> str:
     msg = first["msg"]
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
-    if msg.startswith(("model.params.", "mc.", "correlation", "limits.")):
+    if msg.startswith(("model.", "mc.", "correlation", "limits.")):
         return msg  # already names the field
     if first["type"] == "missing":
         return f"{loc}: missing required field"
@@ -119,8 +137,8 @@ def format_validation_error(err: ValidationError) -> str:
     return f"{loc}: {msg}{got}"
 
 
-def validate(model: type[BaseModel], data: dict[str, Any]) -> BaseModel:
+def validate(model: type[BaseModel], data: dict[str, Any], *, context: dict[str, Any] | None = None) -> BaseModel:
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=context)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err)) from None

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from riskengine.jobs import price, stress
+from riskengine.jobs import calibrate, price, stress
 
 JOBS: dict[str, ModuleType] = {
+    "calibrate": calibrate,
     "price": price,
     "stress": stress,
 }
