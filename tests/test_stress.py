@@ -220,3 +220,18 @@ def test_a_limit_on_an_uncomputed_figure_is_refused_before_running(tmp_path, cap
     err = capsys.readouterr().err
     assert code == 2 and "limits.var_99_10d" in err and "horizons_days" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_book_as_yaml_equals_book_as_csv(tmp_path):
+    """The book loader takes YAML (a list of positions) as well as CSV."""
+    import pandas as pd
+
+    from riskengine.book import read_book_table
+
+    (tmp_path / "book.csv").write_text(HEADER + BOOK)
+    rows = pd.read_csv(tmp_path / "book.csv").to_dict("records")
+    (tmp_path / "book.yaml").write_text(yaml.safe_dump({"positions": rows}))
+    a = read_book_table(tmp_path / "book.csv")
+    b = read_book_table(tmp_path / "book.yaml")
+    assert list(a["id"]) == list(b["id"])
+    assert np.allclose(a["quantity"].astype(float), b["quantity"].astype(float))
