@@ -291,6 +291,15 @@ def base_state(book: Book, market: MarketSnapshot, *, elapsed_days: float = 0.0)
     )
 
 
+def coin_collateral(book: Book) -> tuple[np.ndarray, np.ndarray]:
+    """Collateral held in a simulated coin: ``(units, underlying index)`` per position
+    (units 0 for stablecoin collateral, whose value does not move with the paths)."""
+    currencies = book.table["collateral_currency"]
+    coin = np.asarray([c in book.underlyings for c in currencies])
+    index = np.asarray([book.underlyings.index(c) if c in book.underlyings else 0 for c in currencies], dtype=np.int32)
+    return np.where(coin, book.column("collateral"), 0.0), index
+
+
 def collateral_values(book: Book, market: MarketSnapshot) -> np.ndarray:
     """USD value of the collateral of each position at the snapshot's prices."""
     prices = {**market.stablecoins, **{u: m.spot for u, m in market.underlyings.items()}}

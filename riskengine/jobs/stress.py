@@ -39,6 +39,7 @@ from riskengine.book import (
     Book,
     MarketState,
     base_state,
+    coin_collateral,
     collateral_values,
     load_book,
     position_values,
@@ -273,11 +274,7 @@ class _Simulation:
         self.run = block_runner(self.grid, block_size=config.mc.block_size, dtype=dtype, record=("log_return", "variance"))
         self.key = jax.random.key(config.mc.seed)
         self._block_fn = lambda block_key, args: self._position_pnl(block_key, args).transpose(1, 0, 2)
-        coin = np.asarray([c in book.underlyings for c in book.table["collateral_currency"]])
-        self.collateral_units = np.where(coin, book.column("collateral"), 0.0)
-        self.collateral_underlying = np.asarray(
-            [book.underlyings.index(c) if c in book.underlyings else 0 for c in book.table["collateral_currency"]]
-        )
+        self.collateral_units, self.collateral_underlying = coin_collateral(book)
 
     def _args(self, assets):
         dtype = self.dtype
@@ -397,9 +394,7 @@ def _interval(iv) -> dict:
 def _book_value_fn(book: Book, market: MarketSnapshot):
     base = base_state(book, market)
     collateral = collateral_values(book, market)
-    coin = np.asarray([c in book.underlyings for c in book.table["collateral_currency"]])
-    cu = np.asarray([book.underlyings.index(c) if c in book.underlyings else 0 for c in book.table["collateral_currency"]])
-    units = np.where(coin, book.column("collateral"), 0.0)
+    units, cu = coin_collateral(book)
     uidx = book.underlying_index
 
     def value(spot, vol_shift, elapsed_days):
