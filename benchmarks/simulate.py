@@ -52,13 +52,14 @@ HESTON = dict(v0=0.04, kappa=4.0, theta=0.25, sigma=1.0, rho=-0.5)
 HESTON_REFERENCE = 16.070154917  # analytic price of the call (Lewis 2000 parameters)
 NUMPY_CHUNK = 16384  # paths per numpy pass: the working set stays in cache (fastest measured)
 
-SIZES = {  # paths per contender: (default, --quick)
-    "ours_gbm": (1 << 21, 1 << 18),
-    "numpy_gbm": (1 << 19, 1 << 16),
+SIZES = {  # paths per contender: (default, --quick); riskengine float64 runs half as many
+    "ours_gbm": (1 << 20, 1 << 18),
+    "numpy_gbm": (1 << 18, 1 << 16),
     "quantlib_gbm": (20_000, 4_000),
-    "ours_heston": (1 << 19, 1 << 16),
+    "ours_heston": (1 << 18, 1 << 16),
     "quantlib_heston": (10_000, 2_000),
 }
+REPEATS = (5, 2)  # timed rounds: (default, --quick); each contender reports its best round
 
 
 @dataclass
@@ -235,8 +236,8 @@ def table(results: list[Result], reference: float) -> None:
 
 def ratio_line(label: str, ours: Result, other: Result, target: float | None = None) -> str:
     ratio = ours.rate / other.rate
-    text = f"  {label:58s} {ratio:7.1f}x  (per CPU-second {ours.cpu_rate / other.cpu_rate:.1f}x"
-    text += f", incl. compilation {ours.first_rate / other.rate:.1f}x)"
+    text = f"  {label:66s} {ratio:6.2f}x  (per CPU-second {ours.cpu_rate / other.cpu_rate:.2f}x"
+    text += f", first call incl. compilation {ours.first_rate / other.rate:.2f}x)"
     if target is not None:
         text += f"  target >= {target:g}x: {'PASS' if ratio >= target else 'FAIL'}"
     return text
@@ -244,11 +245,11 @@ def ratio_line(label: str, ours: Result, other: Result, target: float | None = N
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, one timed round (~1 minute)")
-    parser.add_argument("--repeats", type=int, default=None, help="timed rounds per contender (default 3, quick 1)")
+    parser.add_argument("--quick", action="store_true", help="small sizes, two timed rounds (~30 s)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed rounds per contender (default 5, quick 2)")
     args = parser.parse_args(argv)
     size = {k: v[1] if args.quick else v[0] for k, v in SIZES.items()}
-    repeats = args.repeats or (1 if args.quick else 3)
+    repeats = args.repeats or REPEATS[args.quick]
 
     print(f"command: {' '.join([os.path.basename(sys.executable), *sys.argv])}")
     print(time.strftime("date: %Y-%m-%d %H:%M:%S %Z"))

@@ -62,7 +62,9 @@ def run_job(
     if job not in JOBS:
         raise ConfigError(f"job: unknown job kind {job!r}; expected one of {sorted(JOBS)}")
     module = JOBS[job]
-    data = _apply_overrides(data, paths=paths, seed=seed)
+    # A job whose config has no ``mc`` section says where --paths / --seed go.
+    overrides = getattr(module, "apply_overrides", _apply_overrides)
+    data = overrides(data, paths=paths, seed=seed)
     config = validate(module.Config, data, context={"base_dir": Path(config_path).parent})
     mc = getattr(config, "mc", None)
     if getattr(mc, "dtype", "float32") == "float64":
