@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from riskengine.jobs import calibrate, price, stress
+from riskengine.jobs import calibrate, hedge, market_making, price, stress
 
 JOBS: dict[str, ModuleType] = {
     "calibrate": calibrate,
+    "hedge": hedge,
+    "market_making": market_making,
     "price": price,
     "stress": stress,
 }

@@ -1,0 +1,41 @@
+"""Transaction costs of rebalancing the hedge."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+
+class TransactionCosts(eqx.Module):
+    """Proportional costs ``c_h |trade| price`` per instrument and a fixed cost per
+    rebalancing of any instrument.
+
+    The fixed cost has zero gradient almost everywhere; during training it is replaced by
+    the smooth ``fixed * (1 - exp(-|trade| / fixed_scale))`` (``smooth=True``)."""
+
+    proportional: tuple[float, ...] = eqx.field(static=True, default=(0.0,))
+    fixed: float = eqx.field(static=True, default=0.0)
+    fixed_scale: float = eqx.field(static=True, default=1e-3)
+
+    def __check_init__(self):
+        if any(not (c >= 0) for c in self.proportional) or not (self.fixed >= 0):
+            raise ValueError(f"hedge.cost: costs must be >= 0, got {list(self.proportional)} and fixed {self.fixed}")
+
+    def __call__(
+        self,
+        trades: Float[Array, "dates paths instruments"],
+        prices: Float[Array, "dates paths instruments"],
+        *,
+        smooth: bool = False,
+    ) -> Float[Array, " paths"]:
+        rate = jnp.asarray(self.proportional, trades.dtype)
+        total = jnp.sum(jnp.abs(trades) * prices * rate, axis=(0, 2))
+        if self.fixed > 0:
+            size = jnp.sum(jnp.abs(trades), axis=-1)
+            if smooth:
+                traded = -jnp.expm1(-size / self.fixed_scale)
+            else:
+                traded = (size > 1e-12).astype(trades.dtype)
+            total = total + self.fixed * jnp.sum(traded, axis=0)
+        return total

@@ -1,0 +1,255 @@
+"""Hedging policies: learned (MLP, recurrent, no-transaction band) and the classic baselines
+(no hedge, Black–Scholes delta, Whalley–Wilmott).
+
+Every policy splits its work in two, which is what makes training fast:
+
+- ``encode(view)``: everything that does not depend on the policy's own past positions,
+  for all dates at once (``[dates, paths, ...]``: large, vectorised matrix products);
+- ``decide(encoded_t, carry) -> (hedge, carry)``: the part that must run date by date,
+  inside ``lax.scan`` (``carry`` holds the previous hedge, and a hidden state for the
+  recurrent policy).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from hedging.features import MARKET_FEATURES, MarketView, check_features
+
+Hedge = Float[Array, "paths instruments"]
+
+
+class Policy(eqx.Module):
+    """The interface: ``encode`` once per batch of paths, ``decide`` once per date."""
+
+    def encode(self, view: MarketView) -> Any:
+        raise NotImplementedError
+
+    def init_carry(self, num_paths: int, num_instruments: int, dtype: Any) -> Any:
+        """The carry before the first date; by default the previous hedge, zero."""
+        return jnp.zeros((num_paths, num_instruments), dtype)
+
+    def decide(self, encoded: Any, carry: Any) -> tuple[Hedge, Any]:
+        raise NotImplementedError
+
+
+def _dense(layer: eqx.nn.Linear, x: Array) -> Array:
+    """A linear layer on a batch ``[..., in]`` (one matrix product, no vmap)."""
+    return x @ layer.weight.T + layer.bias
+
+
+# --- baselines --------------------------------------------------------------------------------
+
+
+class NoHedge(Policy):
+    """Never trade."""
+
+    def encode(self, view):
+        return jnp.zeros(view.spot.shape + (view.num_instruments,), view.spot.dtype)
+
+    def decide(self, encoded, carry):
+        return encoded, encoded
+
+
+def _underlying_only(hedge: Float[Array, "dates paths"], num_instruments: int) -> Array:
+    """Hedge in the underlying only (zero in any other instrument)."""
+    pad = [(0, 0)] * hedge.ndim + [(0, num_instruments - 1)]
+    return jnp.pad(hedge[..., None], pad)
+
+
+class BlackScholesDelta(Policy):
+    """Black–Scholes delta in the underlying, with the path's current volatility (or a fixed
+    ``vol``), rebalanced at every date whatever the cost."""
+
+    vol: float | None = eqx.field(static=True, default=None)
+
+    def encode(self, view):
+        return _underlying_only(view.delta(self.vol), view.num_instruments)
+
+    def decide(self, encoded, carry):
+        return encoded, encoded
+
+
+class WhalleyWilmott(Policy):
+    """Whalley & Wilmott (1997): keep the position inside ``delta ± (3 c S Γ² / (2a))^(1/3)``
+    and trade only to the nearest edge of the band."""
+
+    cost: float = eqx.field(static=True)
+    risk_aversion: float = eqx.field(static=True, default=1.0)
+    vol: float | None = eqx.field(static=True, default=None)
+
+    def encode(self, view):
+        delta = view.delta(self.vol)
+        gamma = view.gamma(self.vol)
+        width = jnp.cbrt(1.5 * self.cost * view.spot * gamma**2 / self.risk_aversion)
+        return delta - width, delta + width
+
+    def decide(self, encoded, carry):
+        lower, upper = encoded
+        hedge = jnp.clip(carry[:, 0], lower, upper)
+        hedge = _underlying_only(hedge, carry.shape[1])
+        return hedge, hedge
+
+
+# --- learned policies -------------------------------------------------------------------------
+
+
+def _mlp_layers(key: PRNGKeyArray, sizes: list[int], dtype: Any) -> tuple[eqx.nn.Linear, ...]:
+    keys = jax.random.split(key, len(sizes) - 1)
+    return tuple(
+        eqx.nn.Linear(i, o, key=k, dtype=dtype) for i, o, k in zip(sizes[:-1], sizes[1:], keys, strict=True)
+    )
+
+
+class MLPPolicy(Policy):
+    """A multi-layer perceptron ``features -> hedge`` (Buehler et al. 2019; pfhedge's
+    ``MultiLayerPerceptron``: ``depth`` hidden layers of ``width`` ReLU units).
+
+    With ``base="bs_delta"`` the network learns a correction added to the Black–Scholes
+    delta (its last layer starts at zero, so training starts from delta hedging)."""
+
+    layers: tuple[eqx.nn.Linear, ...]
+    features: tuple[str, ...] = eqx.field(static=True)
+    base: str = eqx.field(static=True, default="none")
+
+    def __init__(self, features, *, num_instruments=1, width=32, depth=4, base="none", key, dtype=jnp.float32):
+        features = tuple(features)
+        check_features(features)
+        if base not in ("none", "bs_delta"):
+            raise ValueError(f"policy.base: expected 'none' or 'bs_delta', got {base!r}")
+        n_in = sum(num_instruments if f == "prev_hedge" else 1 for f in features)
+        layers = _mlp_layers(key, [n_in] + [width] * depth + [num_instruments], dtype)
+        if base != "none":
+            last = layers[-1]
+            last = eqx.tree_at(lambda m: (m.weight, m.bias), last, (jnp.zeros_like(last.weight), jnp.zeros_like(last.bias)))
+            layers = layers[:-1] + (last,)
+        self.layers = layers
+        self.features = features
+        self.base = base
+
+    def _columns(self, num_instruments):
+        """Column indices of the market features and of prev_hedge in the first layer."""
+        market, prev, col = [], [], 0
+        for f in self.features:
+            width = num_instruments if f == "prev_hedge" else 1
+            (prev if f == "prev_hedge" else market).extend(range(col, col + width))
+            col += width
+        return market, prev
+
+    def encode(self, view):
+        market_cols, prev_cols = self._columns(view.num_instruments)
+        names = tuple(f for f in self.features if f in MARKET_FEATURES)
+        first = self.layers[0]
+        # The first layer's market part for every date in one product: [dates, paths, width].
+        pre = first.bias
+        if names:
+            pre = view.stack(names) @ first.weight[:, np.asarray(market_cols)].T + first.bias
+        pre = jnp.broadcast_to(pre, view.spot.shape + (first.out_features,))
+        base = _underlying_only(view.delta(), view.num_instruments) if self.base == "bs_delta" else None
+        if not prev_cols:  # nothing depends on past positions: the whole network at once
+            hedge = self._rest(pre)
+            return hedge if base is None else hedge + base
+        return pre, base
+
+    def _rest(self, pre):
+        h = jax.nn.relu(pre)
+        for layer in self.layers[1:-1]:
+            h = jax.nn.relu(_dense(layer, h))
+        return _dense(self.layers[-1], h)
+
+    def decide(self, encoded, carry):
+        _, prev_cols = self._columns(carry.shape[1])
+        if not prev_cols:
+            return encoded, encoded
+        pre, base = encoded
+        prev_weight = self.layers[0].weight[:, np.asarray(prev_cols)]
+        hedge = self._rest(pre + carry @ prev_weight.T)
+        if base is not None:
+            hedge = hedge + base
+        return hedge, hedge
+
+
+class NoTransactionBandPolicy(Policy):
+    """The no-transaction band network (Imaki, Imajo, Ito, Minami, Nakagawa 2021): an MLP of
+    the market features gives a band ``[delta - leaky_relu(w0), delta + leaky_relu(w1)]``
+    around the Black–Scholes delta; the hedge moves to the band only when it is outside.
+
+    The band does not depend on past positions, so the network runs once for all dates and
+    only a clip remains in the time loop."""
+
+    layers: tuple[eqx.nn.Linear, ...]
+    features: tuple[str, ...] = eqx.field(static=True)
+
+    def __init__(self, features=("log_moneyness", "time_to_maturity", "volatility"), *, width=32, depth=4, key,
+                 dtype=jnp.float32):
+        features = tuple(f for f in features if f != "prev_hedge")
+        check_features(features)
+        self.layers = _mlp_layers(key, [len(features)] + [width] * depth + [2], dtype)
+        self.features = features
+
+    def encode(self, view):
+        if view.num_instruments != 1:
+            raise ValueError("policy.type: the no-transaction band network hedges with the underlying only")
+        h = view.stack(self.features)
+        for layer in self.layers[:-1]:
+            h = jax.nn.relu(_dense(layer, h))
+        width = jax.nn.leaky_relu(_dense(self.layers[-1], h))
+        delta = view.delta()
+        return delta - width[..., 0], delta + width[..., 1]
+
+    def decide(self, encoded, carry):
+        lower, upper = encoded
+        hedge = jnp.clip(carry[:, 0], lower, upper)[:, None]
+        return hedge, hedge
+
+
+class RecurrentPolicy(Policy):
+    """A GRU over dates: input = market features and previous hedge, hidden state carried,
+    a linear read-out gives the hedge (path-dependent strategies)."""
+
+    cell: eqx.nn.GRUCell
+    readout: eqx.nn.Linear
+    features: tuple[str, ...] = eqx.field(static=True)
+
+    def __init__(self, features, *, num_instruments=1, width=32, key, dtype=jnp.float32):
+        features = tuple(f for f in features if f != "prev_hedge")
+        check_features(features)
+        k1, k2 = jax.random.split(key)
+        self.cell = eqx.nn.GRUCell(len(features) + num_instruments, width, key=k1, dtype=dtype)
+        self.readout = eqx.nn.Linear(width, num_instruments, key=k2, dtype=dtype)
+        self.features = features
+
+    def encode(self, view):
+        return view.stack(self.features)
+
+    def init_carry(self, num_paths, num_instruments, dtype):
+        return jnp.zeros((num_paths, num_instruments), dtype), jnp.zeros((num_paths, self.cell.hidden_size), dtype)
+
+    def decide(self, encoded, carry):
+        prev, hidden = carry
+        x = jnp.concatenate([encoded, prev], axis=-1)
+        hidden = jax.vmap(self.cell)(x, hidden)
+        hedge = _dense(self.readout, hidden)
+        return hedge, (hedge, hidden)
+
+
+def hedge_positions(
+    policy: Policy, view: MarketView, *, unroll: int | bool = True
+) -> Float[Array, "dates paths instruments"]:
+    """The policy's positions on every trading date (a ``lax.scan`` over dates)."""
+    encoded = policy.encode(view)
+    num_dates, num_paths = view.spot.shape
+    carry = policy.init_carry(num_paths, view.num_instruments, view.spot.dtype)
+
+    def body(carry, enc_t):
+        hedge, carry = policy.decide(enc_t, carry)
+        return carry, hedge
+
+    _, hedges = jax.lax.scan(body, carry, encoded, unroll=unroll)
+    return hedges

@@ -1,0 +1,361 @@
+"""The ``hedge`` job: train a hedging policy by gradient descent through the simulated P&L
+(deep hedging) and compare it with classic hedges on fresh paths.
+
+```yaml
+job: hedge
+model: {name: gbm, params: {sigma: 0.2}}
+market: {spot: 1.0, rate: 0.0}
+derivative: {type: european, option: call, strike: 1.0, maturity: 0.08}
+hedge: {instruments: [underlying], steps: 20, cost: 1.0e-4}
+policy: {type: mlp, features: [log_moneyness, time_to_maturity, volatility, prev_hedge], width: 32, depth: 4}
+objective: {type: entropic, risk_aversion: 1.0}
+train: {paths: 10000, epochs: 200, learning_rate: 1.0e-3, seed: 42}
+evaluate: {paths: 1000000, seed: 43, baselines: [no_hedge, bs_delta, whalley_wilmott]}
+```
+
+``--paths N`` sets ``evaluate.paths`` to N and caps ``train.paths`` at N; ``--seed S`` sets
+``train.seed`` to S and ``evaluate.seed`` to S + 1.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+import matplotlib.pyplot as plt
+import numpy as np
+import optax
+import pandas as pd
+from pydantic import Field, field_validator, model_validator
+
+from riskengine.config import MarketConfig, ModelConfig, Strict
+from riskengine.report import Report, write_json, write_parquet
+
+BASELINES = ("no_hedge", "bs_delta", "whalley_wilmott")
+DEFAULT_FEATURES = ["log_moneyness", "time_to_maturity", "volatility", "prev_hedge"]
+
+
+class DerivativeConfig(Strict):
+    type: Literal["european"]
+    option: Literal["call", "put"] = "call"
+    strike: float = Field(gt=0, allow_inf_nan=False)
+    maturity: float = Field(gt=0, allow_inf_nan=False)
+
+
+class HedgeConfig(Strict):
+    instruments: list[Literal["underlying", "variance_swap"]] = Field(default_factory=lambda: ["underlying"])
+    steps: int = Field(default=20, ge=1)
+    substeps: int = Field(default=1, ge=1)  # simulation steps per hedge date
+    cost: float | list[float] = 0.0  # proportional, per instrument (one number: the same for all)
+    fixed_cost: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+
+    @field_validator("instruments")
+    @classmethod
+    def _instruments(cls, value):
+        if not value or value[0] != "underlying" or len(set(value)) != len(value):
+            raise ValueError(f"must list 'underlying' first, without repeats, got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _costs(self):
+        costs = self.cost if isinstance(self.cost, list) else [self.cost]
+        if isinstance(self.cost, list) and len(costs) != len(self.instruments):
+            raise ValueError(f"hedge.cost: one cost per instrument ({len(self.instruments)}), got {self.cost}")
+        if not all(np.isfinite(c) and c >= 0 for c in costs):
+            raise ValueError(f"hedge.cost: must be finite and >= 0, got {self.cost}")
+        return self
+
+    def proportional(self) -> tuple[float, ...]:
+        if isinstance(self.cost, list):
+            return tuple(float(c) for c in self.cost)
+        return (float(self.cost),) * len(self.instruments)
+
+
+class PolicyConfig(Strict):
+    type: Literal["mlp", "recurrent", "no_transaction_band"] = "mlp"
+    features: list[str] = Field(default_factory=lambda: list(DEFAULT_FEATURES))
+    width: int = Field(default=32, ge=1)
+    depth: int = Field(default=4, ge=1)
+    base: Literal["none", "bs_delta"] = "none"
+
+    @field_validator("features")
+    @classmethod
+    def _features(cls, value):
+        from hedging.features import check_features
+
+        check_features(tuple(value))
+        if not value:
+            raise ValueError("at least one feature is needed")
+        return value
+
+
+class ObjectiveConfig(Strict):
+    type: Literal["entropic", "expected_shortfall", "oce", "mean_variance"] = "entropic"
+    risk_aversion: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+    level: float = Field(default=0.99, gt=0, lt=1)
+    loss: Literal["exponential", "quadratic", "cvar"] = "exponential"  # for oce
+
+
+class TrainConfig(Strict):
+    paths: int = Field(default=10_000, ge=2)
+    epochs: int = Field(default=200, ge=1)
+    learning_rate: float = Field(default=1e-3, gt=0, allow_inf_nan=False)
+    schedule: Literal["constant", "cosine", "exponential"] = "constant"
+    final_learning_rate: float | None = Field(default=None, gt=0)
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    clip: float | None = Field(default=None, gt=0)
+    seed: int = Field(default=0, ge=0)
+    dtype: Literal["float32", "float64"] = "float32"
+    epochs_per_call: int = Field(default=10, ge=1)
+    patience: int | None = Field(default=None, ge=1)  # early stopping, in epochs
+    min_delta: float = Field(default=0.0, ge=0)
+    checkpoint: str | None = None  # directory; with resume: true, training continues from it
+    resume: bool = False
+
+
+class EvaluateConfig(Strict):
+    paths: int = Field(default=1_000_000, ge=2)
+    seed: int = Field(default=1, ge=0)
+    baselines: list[Literal["no_hedge", "bs_delta", "whalley_wilmott"]] = Field(default_factory=lambda: list(BASELINES))
+
+
+class Config(Strict):
+    job: Literal["hedge"]
+    model: ModelConfig
+    market: MarketConfig
+    derivative: DerivativeConfig
+    hedge: HedgeConfig = HedgeConfig()
+    policy: PolicyConfig = PolicyConfig()
+    objective: ObjectiveConfig = ObjectiveConfig()
+    train: TrainConfig = TrainConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.market.dividend != 0.0:
+            raise ValueError(f"market.dividend: the hedge job supports no dividend yield, got {self.market.dividend}")
+        if "variance_swap" in self.hedge.instruments and not self.model.build().has_stochastic_vol:
+            raise ValueError(
+                f"hedge.instruments: a variance swap needs a stochastic-volatility model, got model {self.model.name!r}"
+            )
+        if self.policy.type == "no_transaction_band" and len(self.hedge.instruments) != 1:
+            raise ValueError("policy.type: no_transaction_band hedges with the underlying only")
+        return self
+
+
+def apply_overrides(data: dict[str, Any], *, paths: int | None, seed: int | None) -> dict[str, Any]:
+    data = dict(data)
+    train = dict(data.get("train") or {})
+    evaluate = dict(data.get("evaluate") or {})
+    if paths is not None:
+        evaluate["paths"] = paths
+        train["paths"] = min(int(train.get("paths", TrainConfig().paths)), paths)
+    if seed is not None:
+        train["seed"] = seed
+        evaluate["seed"] = seed + 1
+    data["train"], data["evaluate"] = train, evaluate
+    return data
+
+
+# --- building the pieces from the config -------------------------------------------------------
+
+
+def build_problem(config: Config):
+    from hedging import EuropeanOption, HedgingProblem, TransactionCosts
+
+    d = config.derivative
+    return HedgingProblem(
+        model=config.model.build(),
+        derivative=EuropeanOption(strike=d.strike, maturity=d.maturity, is_call=d.option == "call"),
+        spot=config.market.spot,
+        rate=config.market.rate,
+        steps=config.hedge.steps,
+        substeps=config.hedge.substeps,
+        instruments=tuple(config.hedge.instruments),
+        costs=TransactionCosts(proportional=config.hedge.proportional(), fixed=config.hedge.fixed_cost),
+        dtype=jnp.dtype(config.train.dtype),
+    )
+
+
+def policy_spec(config: Config) -> dict[str, Any]:
+    p = config.policy
+    return {
+        "type": p.type, "features": list(p.features), "width": p.width, "depth": p.depth, "base": p.base,
+        "num_instruments": len(config.hedge.instruments), "dtype": config.train.dtype,
+    }
+
+
+def build_objective(config: Config):
+    from hedging import OCE, Entropic, ExpectedShortfall, MeanVariance
+
+    o = config.objective
+    if o.type == "entropic":
+        return Entropic(risk_aversion=o.risk_aversion)
+    if o.type == "expected_shortfall":
+        return ExpectedShortfall(level=o.level)
+    if o.type == "oce":
+        return OCE(o.loss, risk_aversion=o.risk_aversion, level=o.level)
+    return MeanVariance(risk_aversion=o.risk_aversion)
+
+
+def build_optimizer(config: Config):
+    from hedging import make_optimizer
+
+    t = config.train
+    lr: Any = t.learning_rate
+    end = t.final_learning_rate if t.final_learning_rate is not None else t.learning_rate / 10
+    if t.schedule == "cosine":
+        lr = optax.cosine_decay_schedule(t.learning_rate, t.epochs, alpha=end / t.learning_rate)
+    elif t.schedule == "exponential":
+        lr = optax.exponential_decay(t.learning_rate, t.epochs, end / t.learning_rate)
+    return make_optimizer(lr, name=t.optimizer, clip=t.clip)
+
+
+def build_baselines(config: Config) -> dict[str, Any]:
+    from hedging import BlackScholesDelta, NoHedge, WhalleyWilmott
+
+    aversion = config.objective.risk_aversion
+    made = {
+        "no_hedge": lambda: NoHedge(),
+        "bs_delta": lambda: BlackScholesDelta(),
+        "whalley_wilmott": lambda: WhalleyWilmott(cost=config.hedge.proportional()[0], risk_aversion=aversion),
+    }
+    return {name: made[name]() for name in config.evaluate.baselines}
+
+
+# --- the job ----------------------------------------------------------------------------------
+
+
+def run(config: Config, out: Path, *, progress=None, base_dir: Path | None = None) -> dict:
+    from hedging import build_policy, evaluate, reference_price, sample_hedges, save_policy, train
+
+    started = time.perf_counter()
+    x64 = config.train.dtype == "float64"
+    with jax.enable_x64(x64):
+        problem = build_problem(config)
+        objective = build_objective(config)
+        spec = policy_spec(config)
+        key = jax.random.key(config.train.seed)
+        policy = build_policy(spec, key=jax.random.fold_in(key, 1_000_000))
+        checkpoint = None
+        if config.train.checkpoint:
+            checkpoint = Path(config.train.checkpoint)
+            if not checkpoint.is_absolute() and base_dir is not None:
+                checkpoint = Path(base_dir) / checkpoint
+        bar = _epoch_bar(progress is not None, config.train.epochs)
+        result = train(
+            policy, objective, problem, key=key, num_paths=config.train.paths, epochs=config.train.epochs,
+            optimizer=build_optimizer(config), epochs_per_call=config.train.epochs_per_call,
+            checkpoint_dir=checkpoint, resume=config.train.resume, patience=config.train.patience,
+            min_delta=config.train.min_delta, progress=bar,
+        )
+        strategies = {"policy": result.policy, **build_baselines(config)}
+        eval_started = time.perf_counter()
+        pnl = evaluate(strategies, problem, key=jax.random.key(config.evaluate.seed),
+                       num_paths=config.evaluate.paths, progress=progress)
+        eval_seconds = time.perf_counter() - eval_started
+        sample = sample_hedges(result.policy, problem, key=jax.random.key(config.evaluate.seed + 7))
+        reference = reference_price(problem)
+
+    price = {name: objective.price(values) for name, values in pnl.items()}
+    stderr = {name: objective.price_stderr(values) for name, values in pnl.items()}
+    summary = {
+        "job": "hedge",
+        "price": price["policy"],
+        "price_stderr": stderr["policy"],
+        "baselines": {name: price[name] for name in config.evaluate.baselines},
+        "baseline_stderrs": {name: stderr[name] for name in config.evaluate.baselines},
+        "reference_price": reference,
+        "train_seconds": result.seconds,
+        "compile_seconds": result.compile_seconds,
+        "epochs": result.epochs,
+        "stopped_early": result.stopped_early,
+        "loss_history": result.loss_history,
+        "evaluate_seconds": eval_seconds,
+        "evaluate_paths": config.evaluate.paths,
+        "pnl_mean": {name: float(np.mean(v)) for name, v in pnl.items()},
+        "pnl_std": {name: float(np.std(v, ddof=1)) for name, v in pnl.items()},
+        "objective": config.objective.model_dump(),
+        "policy": spec,
+        "model": {"name": config.model.name, "params": config.model.params},
+        "cost": list(config.hedge.proportional()),
+        "seconds": time.perf_counter() - started,
+    }
+    table = pd.DataFrame(pnl)
+    write_json(out / "summary.json", summary)
+    write_parquet(out / "pnl.parquet", table)
+    save_policy(out, result.policy, spec)
+    _report(config, summary, table, sample).write(out / "report.html")
+    return summary
+
+
+def _epoch_bar(enabled: bool, total: int):
+    if not enabled:
+        return None
+    import sys
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit="epoch", file=sys.stderr, leave=False)
+
+    def update(done, total, loss):
+        bar.update(done - bar.n)
+        bar.set_postfix(loss=f"{loss:.5g}")
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+def _report(config: Config, summary: dict, pnl: pd.DataFrame, sample: dict) -> Report:
+    report = Report("Hedge job — deep hedging against classic hedges")
+    report.facts({
+        "policy price": f"{summary['price']:.6g} ± {summary['price_stderr']:.2g}",
+        **{f"{k} price": f"{v:.6g}" for k, v in summary["baselines"].items()},
+        "train seconds": f"{summary['train_seconds']:.1f}",
+        "epochs": str(summary["epochs"]),
+    })
+    ref = summary["reference_price"]
+    report.paragraph(
+        f"Model {config.model.name} {config.model.params}; {config.derivative.option} strike "
+        f"{config.derivative.strike}, maturity {config.derivative.maturity}; hedged {config.hedge.steps} times with "
+        f"{config.hedge.instruments} at proportional cost {config.hedge.cost}. Objective {config.objective.type}; "
+        f"prices are the seller's indifference prices rho(P&L) on {config.evaluate.paths:,} fresh paths."
+        + (f" Risk-neutral price without costs: {ref:.6g}." if ref is not None else ""),
+    )
+    rows = [{"strategy": name, "price": summary["price"] if name == "policy" else summary["baselines"][name],
+             "stderr": summary["price_stderr"] if name == "policy" else summary["baseline_stderrs"][name],
+             "pnl mean": summary["pnl_mean"][name], "pnl std": summary["pnl_std"][name]} for name in pnl.columns]
+    report.heading("Indifference prices")
+    report.table(pd.DataFrame(rows))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    axes[0].plot(summary["loss_history"], lw=0.8)
+    axes[0].set_xlabel("epoch")
+    axes[0].set_ylabel("training loss")
+    axes[0].set_title("Loss")
+    lo, hi = np.quantile(pnl.to_numpy(), [0.001, 0.999])
+    bins = np.linspace(lo, hi, 80)
+    for name in pnl.columns:
+        axes[1].hist(pnl[name].to_numpy()[:200_000], bins=bins, histtype="step", density=True, label=name)
+    axes[1].set_title("Terminal P&L")
+    axes[1].legend(fontsize=8)
+    t = sample["hedge"].shape[0] // 2
+    order = np.argsort(sample["log_moneyness"][t])
+    axes[2].scatter(sample["log_moneyness"][t], sample["hedge"][t], s=3, alpha=0.4, label="policy")
+    axes[2].plot(sample["log_moneyness"][t][order], sample["bs_delta"][t][order], color="k", lw=1, label="BS delta")
+    axes[2].set_xlabel("log moneyness")
+    axes[2].set_ylabel("hedge ratio")
+    axes[2].set_title(f"Hedge at date {t} (time to maturity {sample['time_to_maturity'][t][0]:.3g})")
+    axes[2].legend(fontsize=8)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    report.figure(fig, alt="Loss curve, P&L histograms and hedge ratio against moneyness")
+    report.paragraph(
+        "The trained policy (its weights in policy.eqx, its structure in policy.json; "
+        "hedging.load_policy(DIR) loads it) and the P&L of every strategy (pnl.parquet) are in this directory.",
+        note=True,
+    )
+    return report
