@@ -10,7 +10,6 @@ import json
 import time
 
 import torch
-
 from pfhedge.instruments import BrownianStock, EuropeanOption
 from pfhedge.nn import Hedger, MultiLayerPerceptron
 
@@ -37,7 +36,7 @@ def main() -> None:
     # The price on fresh paths, in batches: pfhedge's price is -cash(PL), the entropic
     # certainty equivalent; over batches we pool exp(-a PL) (a = 1), which is the same figure.
     torch.manual_seed(args.seed + 1)
-    sums, n = 0.0, 0
+    _sums, _n = 0.0, 0
     pnls = []
     with torch.no_grad():
         remaining = args.eval_paths

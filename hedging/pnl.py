@@ -16,7 +16,7 @@ def terminal_pnl(
     paths: MarketPaths,
     *,
     smooth_costs: bool = False,
-    unroll: int | bool = True,
+    unroll: int | bool | None = None,
 ) -> tuple[Float[Array, " paths"], Float[Array, "dates paths instruments"]]:
     """``PL = sum_t h_t (P_{t+1} - P_t) - costs(h) - payoff`` and the positions ``h``.
 

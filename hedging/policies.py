@@ -28,6 +28,10 @@ Hedge = Float[Array, "paths instruments"]
 class Policy(eqx.Module):
     """The interface: ``encode`` once per batch of paths, ``decide`` once per date."""
 
+    # Dates per iteration of the time loop in training: unrolling helps a costly ``decide``
+    # (a network fed its previous output) and only lengthens compilation for a cheap one.
+    unroll = 1
+
     def encode(self, view: MarketView) -> Any:
         raise NotImplementedError
 
@@ -117,6 +121,7 @@ class MLPPolicy(Policy):
     layers: tuple[eqx.nn.Linear, ...]
     features: tuple[str, ...] = eqx.field(static=True)
     base: str = eqx.field(static=True, default="none")
+    unroll = True
 
     def __init__(self, features, *, num_instruments=1, width=32, depth=4, base="none", key, dtype=jnp.float32):
         features = tuple(features)
@@ -240,9 +245,11 @@ class RecurrentPolicy(Policy):
 
 
 def hedge_positions(
-    policy: Policy, view: MarketView, *, unroll: int | bool = True
+    policy: Policy, view: MarketView, *, unroll: int | bool | None = None
 ) -> Float[Array, "dates paths instruments"]:
-    """The policy's positions on every trading date (a ``lax.scan`` over dates)."""
+    """The policy's positions on every trading date (a ``lax.scan`` over dates; ``unroll``
+    defaults to the policy's)."""
+    unroll = policy.unroll if unroll is None else unroll
     encoded = policy.encode(view)
     num_dates, num_paths = view.spot.shape
     carry = policy.init_carry(num_paths, view.num_instruments, view.spot.dtype)

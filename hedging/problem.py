@@ -13,11 +13,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from riskengine.models import Model
-from riskengine.simulate import as_assets, simulate_block
-
 from hedging.costs import TransactionCosts
 from hedging.derivatives import EuropeanOption
+from riskengine.models import Model
+from riskengine.simulate import as_assets, simulate_block
 
 INSTRUMENTS = ("underlying", "variance_swap")
 BLOCK_SIZE = 1024  # paths per random-number block, keyed fold_in(key, block): as riskengine.simulate

@@ -8,13 +8,14 @@ an uninterrupted one.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
 
 import equinox as eqx
 import jax
@@ -27,6 +28,7 @@ from hedging.objectives import Objective
 from hedging.pnl import terminal_pnl
 from hedging.policies import Policy
 from hedging.problem import HedgingProblem
+from riskengine.simulate import COMPILER_OPTIONS
 
 CHECKPOINT = "checkpoint.eqx"
 
@@ -63,7 +65,7 @@ def make_optimizer(learning_rate: float | optax.Schedule, *, name: str = "adam",
 
 
 def _epochs_fn(problem, static, optimizer, num_paths, epochs_per_call):
-    @eqx.filter_jit
+    @functools.partial(jax.jit, donate_argnums=(0, 1), compiler_options=COMPILER_OPTIONS)
     def run(trainable, opt_state, key, first_epoch):
         def one(carry, epoch):
             trainable, opt_state = carry
@@ -108,6 +110,7 @@ def train(
         raise ValueError(f"train: epochs must be >= 1 and paths >= 2, got {epochs} and {num_paths}")
     epochs_per_call = max(1, min(epochs_per_call, epochs))
     trainable, static = eqx.partition((policy, objective), eqx.is_inexact_array)
+    trainable = jax.tree.map(jnp.copy, trainable)  # the training loop donates its buffers
     opt_state = optimizer.init(trainable)
     history: list[float] = []
     done, best, since_best, seconds = 0, math.inf, 0, 0.0

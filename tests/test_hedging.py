@@ -280,3 +280,84 @@ def test_early_stopping_stops():
     result = train(policy, Entropic(1.0), problem, key=jax.random.key(20), num_paths=64, epochs=10_000,
                    optimizer=make_optimizer(1e-9), epochs_per_call=10, patience=30, min_delta=1.0)
     assert result.stopped_early and result.epochs <= 40
+
+
+# --- the hedge job ------------------------------------------------------------------------------
+
+JOB = {
+    "job": "hedge",
+    "model": {"name": "gbm", "params": {"sigma": 0.2}},
+    "market": {"spot": 1.0, "rate": 0.0},
+    "derivative": {"type": "european", "option": "call", "strike": 1.0, "maturity": 0.08},
+    "hedge": {"instruments": ["underlying"], "steps": 10, "cost": 1e-3},
+    "policy": {"type": "mlp", "features": ["log_moneyness", "time_to_maturity", "prev_hedge"], "width": 8,
+               "depth": 2},
+    "objective": {"type": "entropic", "risk_aversion": 1.0},
+    "train": {"paths": 512, "epochs": 6, "learning_rate": 1e-3, "seed": 1, "epochs_per_call": 3},
+    "evaluate": {"paths": 4096, "seed": 2, "baselines": ["no_hedge", "bs_delta", "whalley_wilmott"]},
+}
+
+
+def _write(tmp_path, data):
+    import yaml
+
+    path = tmp_path / "hedge.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_hedge_job_outputs_and_saved_policy(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from hedging import MarketView, load_policy
+    from riskengine.cli import main
+
+    out = tmp_path / "out"
+    assert main(["run", str(_write(tmp_path, JOB)), "--out", str(out), "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("price", "baselines", "train_seconds", "loss_history"):
+        assert key in summary
+    assert set(summary["baselines"]) == {"no_hedge", "bs_delta", "whalley_wilmott"}
+    assert len(summary["loss_history"]) == 6
+    assert summary["reference_price"] == pytest.approx(bs_call(1.0), rel=1e-10)
+    pnl = pd.read_parquet(out / "pnl.parquet")
+    assert list(pnl.columns) == ["policy", "no_hedge", "bs_delta", "whalley_wilmott"] and len(pnl) == 4096
+    assert summary["price"] == pytest.approx(Entropic(1.0).price(pnl["policy"].to_numpy()), rel=1e-12)
+    assert "<img" in (out / "report.html").read_text()
+    # the saved policy is the trained one: same hedges on the same paths
+    policy = load_policy(out)
+    problem = gbm_problem(cost=1e-3, steps=10, dtype=jnp.float32)
+    paths = problem.simulate(jax.random.key(0), 64)
+    from hedging.policies import hedge_positions
+
+    h = np.asarray(hedge_positions(policy, MarketView.of(problem, paths)))
+    assert h.shape == (10, 64, 1) and np.all(np.isfinite(h))
+    # --paths caps the training batch; --seed moves both seeds
+    out2 = tmp_path / "out2"
+    assert main(["run", str(_write(tmp_path, JOB)), "--out", str(out2), "--paths", "256", "--seed", "5",
+                 "--no-progress"]) == 0
+    assert len(pd.read_parquet(out2 / "pnl.parquet")) == 256
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ({"hedge": {"instruments": ["underlying", "variance_swap"]}}, "hedge.instruments"),
+        ({"policy": {"type": "mlp", "features": ["log_moneyness", "gamma"]}}, "policy.features"),
+        ({"hedge": {"cost": -1e-3}}, "hedge.cost"),
+        ({"market": {"spot": 1.0, "dividend": 0.02}}, "market.dividend"),
+        ({"objective": {"type": "expected_shortfall", "level": 1.5}}, "objective.level"),
+        ({"train": {"paths": 512, "epochs": 0}}, "train.epochs"),
+        ({"derivative": {"type": "european", "option": "call", "strike": -1.0, "maturity": 0.08}}, "derivative.strike"),
+    ],
+)
+def test_hedge_job_rejects_bad_input(tmp_path, capsys, patch, message):
+    from riskengine.cli import main
+
+    out = tmp_path / "out"
+    code = main(["run", str(_write(tmp_path, {**JOB, **patch})), "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()

@@ -119,7 +119,8 @@ class TrainConfig(Strict):
 class EvaluateConfig(Strict):
     paths: int = Field(default=1_000_000, ge=2)
     seed: int = Field(default=1, ge=0)
-    baselines: list[Literal["no_hedge", "bs_delta", "whalley_wilmott"]] = Field(default_factory=lambda: list(BASELINES))
+    baselines: list[Literal["no_hedge", "bs_delta", "whalley_wilmott", "heston_delta_vega"]] = Field(
+        default_factory=lambda: list(BASELINES))
 
 
 class Config(Strict):
@@ -216,12 +217,14 @@ def build_optimizer(config: Config):
 
 def build_baselines(config: Config) -> dict[str, Any]:
     from hedging import BlackScholesDelta, NoHedge, WhalleyWilmott
+    from hedging.model_hedge import HestonDeltaVega
 
     aversion = config.objective.risk_aversion
     made = {
         "no_hedge": lambda: NoHedge(),
         "bs_delta": lambda: BlackScholesDelta(),
         "whalley_wilmott": lambda: WhalleyWilmott(cost=config.hedge.proportional()[0], risk_aversion=aversion),
+        "heston_delta_vega": lambda: HestonDeltaVega.of(config.model.build()),  # hedging/model_hedge.py
     }
     return {name: made[name]() for name in config.evaluate.baselines}
 
