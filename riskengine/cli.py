@@ -1,4 +1,10 @@
-"""Command line: ``riskengine run CONFIG.yaml [--out DIR] [--paths N] [--seed S]``.
+"""Command line: ``riskengine run CONFIG.yaml [--out DIR] [--paths N] [--seed S] [--resume]
+[--coordinator HOST:PORT --num-processes N --process-id I]``.
+
+A run writes its completed Monte Carlo chunks to ``<out>.checkpoint/`` as it goes (removed
+when it succeeds); ``--resume`` picks them up after a crash or a kill. With the three
+process options, N processes (one per host, or per accelerator group) join through
+``jax.distributed`` and share the paths; process 0 writes the outputs.
 
 Bad input prints one line ``error: <field>: <problem>`` and exits with code 2, leaving no
 output directory behind.
@@ -7,7 +13,12 @@ output directory behind.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
+import json
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -50,11 +61,19 @@ def _progress_bar(enabled: bool):
 
 
 def run_job(
-    config_path: str, *, out: str | None, paths: int | None, seed: int | None, progress: bool
+    config_path: str, *, out: str | None, paths: int | None, seed: int | None, progress: bool,
+    resume: bool = False,
 ) -> tuple[Path, int]:
     """Validate the config, run the job into a temporary directory, rename it to ``out``.
 
+    Completed chunks are saved under ``<out>.checkpoint/`` while it runs; with ``resume``
+    the saved ones are reused (a checkpoint of a different run is refused). In a
+    ``jax.distributed`` run, only process 0 writes ``out``.
+
     Returns the output directory and the job's exit code (nonzero on a limit breach)."""
+    import jax
+
+    from riskengine import checkpoint
     from riskengine.jobs import JOBS
 
     data = load_yaml(config_path)
@@ -74,14 +93,48 @@ def run_job(
     out_dir = Path(out) if out else Path("out") / Path(config_path).stem
     from riskengine.report import atomic_directory
 
-    update, close = _progress_bar(progress)
+    processes, me = jax.process_count(), jax.process_index()
+    folder = out_dir.parent / f"{out_dir.name}.checkpoint"
+    if processes > 1:
+        folder = folder / f"process-{me}-of-{processes}"
     try:
-        with atomic_directory(out_dir) as tmp:
+        saved = checkpoint.Checkpoint(
+            folder, fingerprint=_fingerprint(job, config, processes), resume=resume,
+            description={"job": job, "config": str(config_path), "processes": processes},
+        )
+    except checkpoint.CheckpointMismatch as err:
+        raise ConfigError(f"resume: {err}") from None
+    # Only process 0 writes the outputs; the others run the same job into a scratch folder.
+    target = out_dir if me == 0 else Path(tempfile.mkdtemp(prefix=f"riskengine-process-{me}-"))
+    update, close = _progress_bar(progress and me == 0)
+    try:
+        with checkpoint.active(saved), atomic_directory(target) as tmp:
             summary = module.run(config, tmp, progress=update, base_dir=Path(config_path).parent)
+    except ConfigError:
+        saved.remove()  # bad input: nothing worth resuming, nothing left behind
+        raise
     finally:
         close()
+        if me != 0:
+            shutil.rmtree(target, ignore_errors=True)
+    saved.remove()
+    if processes > 1:
+        with contextlib.suppress(OSError):  # the last process to finish removes the parent
+            folder.parent.rmdir()
     exit_code = getattr(module, "exit_code", lambda summary: 0)(summary)
     return out_dir, exit_code
+
+
+def _fingerprint(job: str, config: Any, processes: int) -> str:
+    """What decides a run's numbers: the validated config (seed and paths included), the
+    process count, the package and JAX versions."""
+    import jax
+
+    import riskengine
+
+    payload = {"job": job, "config": config.model_dump(mode="json"), "processes": processes,
+               "riskengine": riskengine.__version__, "jax": jax.__version__}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,17 +147,37 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--seed", type=int, help="override mc.seed")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     run.add_argument("--fail-on-breach", action="store_true", help="exit with code 3 when a risk limit is breached")
+    run.add_argument("--resume", action="store_true",
+                     help="reuse the chunks a killed run saved in <out>.checkpoint/ (same config, seed and paths)")
+    run.add_argument("--coordinator", metavar="HOST:PORT", help="jax.distributed coordinator (process 0's address)")
+    run.add_argument("--num-processes", type=int, metavar="N", help="processes in a jax.distributed run")
+    run.add_argument("--process-id", type=int, metavar="I", help="this process's index, 0 .. N-1")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
     try:
+        from riskengine import distributed
+
+        try:
+            distributed.check_process_arguments(
+                coordinator=args.coordinator, num_processes=args.num_processes, process_id=args.process_id
+            )
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        if args.coordinator is not None:
+            distributed.initialize(
+                coordinator=args.coordinator, num_processes=args.num_processes, process_id=args.process_id
+            )
         out_dir, job_code = run_job(
             args.config, out=args.out, paths=args.paths, seed=args.seed,
-            progress=not args.no_progress and sys.stderr.isatty(),
+            progress=not args.no_progress and sys.stderr.isatty(), resume=args.resume,
         )
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if args.process_id:
+        print(f"process {args.process_id} done in {time.perf_counter() - started:.1f} s")
+        return 0
     print(f"wrote {out_dir}/summary.json and {out_dir}/report.html in {time.perf_counter() - started:.1f} s")
     if job_code and args.fail_on_breach:
         print("limit breached: see breaches in summary.json", file=sys.stderr)

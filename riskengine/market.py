@@ -20,16 +20,37 @@ correlation:
   matrix: [[1.0, 0.8], [0.8, 1.0]]
 ```
 
-Implied vols are interpolated linearly in log-strike within each expiry (flat outside) and
-linearly in total variance between expiries (flat vol outside). Surfaces are sticky-strike.
+``vol_interpolation`` (top level) chooses how the surface is read between its nodes:
+
+- ``linear`` (default): implied vols linear in log-strike within each expiry (flat outside
+  the strikes), linear in total variance between expiries at fixed strike (flat vol outside
+  the expiries);
+- ``svi``: a raw SVI smile ``w(k) = a + b (rho (k - m) + sqrt((k - m)^2 + sigma^2))`` is
+  fitted to each expiry's quotes (at least 5 strikes per expiry;
+  :mod:`riskengine.calibration.svi`), then read by the SVI formula in strike (its wings
+  extrapolate linearly in total variance) and linearly in total variance between expiries at
+  fixed log-forward-moneyness ``k = log(K / F(t))`` (flat vol outside the expiries). The fit
+  is done once per distinct surface (cached); the evaluation is a closed formula, in NumPy for
+  NumPy inputs and in ``jax.numpy`` (differentiable) for JAX inputs. Butterfly (``g(k) >= 0``)
+  and calendar checks are reported by :meth:`MarketSnapshot.vol_surface_summary`; a fit whose
+  RMSE exceeds :data:`SVI_MAX_RMSE` is refused with a :class:`ConfigError`.
+
+Surfaces are sticky-strike: a spot move leaves the vol at a fixed strike unchanged in both
+modes (SVI is fitted in log-strike, which a spot move only translates). A scenario's vol
+shock moves the quoted vols; in SVI mode the slices are then refitted to the moved quotes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import functools
 import math
 from pathlib import Path
+from typing import Literal
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 from pydantic import Field, model_validator
 
@@ -39,6 +60,8 @@ from riskengine.scenarios import Scenario
 
 DAYS_PER_YEAR = 365.0
 MIN_VOL = 0.01
+SVI_MIN_STRIKES = 5
+SVI_MAX_RMSE = 0.02  # vol (2 vol points): an SVI fit worse than this is refused
 
 
 class VolSurface(Strict):
@@ -89,6 +112,18 @@ class MarketSnapshot(Strict):
     stablecoins: dict[str, float] = Field(default_factory=lambda: {"USD": 1.0})
     underlyings: dict[str, UnderlyingMarket] = Field(min_length=1)
     correlation: CorrelationConfig | None = None
+    vol_interpolation: Literal["linear", "svi"] = "linear"
+
+    @model_validator(mode="after")
+    def _svi_strikes(self) -> MarketSnapshot:
+        if self.vol_interpolation == "svi":
+            for name, u in self.underlyings.items():
+                n = len(u.vol_surface.strikes)
+                if n < SVI_MIN_STRIKES:
+                    raise ValueError(
+                        f"underlyings.{name}.vol_surface: {n} strike(s); vol_interpolation: svi needs at "
+                        f"least {SVI_MIN_STRIKES} per expiry (add strikes or use vol_interpolation: linear)")
+        return self
 
     @model_validator(mode="after")
     def _correlation(self) -> MarketSnapshot:
@@ -119,10 +154,40 @@ class MarketSnapshot(Strict):
     def implied_vol(self, underlying: str, *, strike, expiry_years) -> np.ndarray:
         """Implied vol of ``underlying`` at ``strike`` and ``expiry_years`` (arrays broadcast)."""
         surface = self.underlyings[underlying].vol_surface
+        if self.vol_interpolation == "svi":
+            return self.svi_surface(underlying).implied_vol(strike=strike, expiry_years=expiry_years)
         return interpolate_vol(
             np.asarray(surface.expiries_days) / DAYS_PER_YEAR, np.asarray(surface.strikes),
             surface.array(), strike=strike, expiry_years=expiry_years,
         )
+
+    def svi_surface(self, underlying: str) -> SviVolSurface:
+        """The SVI surface of ``underlying`` (fitted once per distinct set of quotes)."""
+        u = self.underlyings[underlying]
+        s = u.vol_surface
+        fit = _fit_svi_surface(tuple(s.expiries_days), tuple(s.strikes), tuple(tuple(r) for r in s.vols))
+        bad = [(d, e) for d, e in zip(s.expiries_days, fit.rmse, strict=True) if not e <= SVI_MAX_RMSE]
+        if bad:
+            raise ConfigError(
+                f"market: underlyings.{underlying}.vol_surface: SVI does not fit expiry {bad[0][0]:g}d "
+                f"(RMSE {100 * bad[0][1]:.3g} vol points > {100 * SVI_MAX_RMSE:g}); check the quotes or use "
+                "vol_interpolation: linear")
+        return SviVolSurface(expiries_years=fit.expiries_years, params=fit.params, log_ref=fit.log_ref,
+                             basis=u.basis, rmse=fit.rmse, converged=fit.converged)
+
+    def vol_surface_summary(self) -> dict:
+        """The interpolation mode and, for SVI, per underlying the fitted slices (in
+        log-forward-moneyness ``k = log(K/F(T))``), their fit and the arbitrage checks."""
+        if self.vol_interpolation != "svi":
+            return {"interpolation": self.vol_interpolation}
+        out: dict = {"interpolation": "svi", "underlyings": {}, "warnings": []}
+        for name in self.underlyings:
+            checks = self.svi_surface(name).checks(spot=self.underlyings[name].spot,
+                                                   strikes=self.underlyings[name].vol_surface.strikes,
+                                                   vols=self.underlyings[name].vol_surface.array())
+            out["underlyings"][name] = checks
+            out["warnings"] += [f"{name}: {v}" for v in checks["violations"]]
+        return out
 
     def forward(self, underlying: str, *, expiry_years) -> np.ndarray:
         u = self.underlyings[underlying]
@@ -184,6 +249,129 @@ def interpolate_vol(expiries_years, strikes, vols, *, strike, expiry_years) -> n
             w = np.interp(ti, expiries_years, total_flat[:, i])
             out[i] = math.sqrt(w / ti)
     return out.reshape(strike.shape)
+
+
+@dataclasses.dataclass(frozen=True)
+class _SviFitResult:
+    expiries_years: np.ndarray  # (n,)
+    params: np.ndarray  # (n, 5): a, b, rho, m, sigma in x = log(K) - log_ref
+    log_ref: float
+    rmse: np.ndarray  # (n,) in vol
+    converged: np.ndarray  # (n,)
+
+
+@functools.lru_cache(maxsize=512)
+def _fit_svi_surface(expiries_days: tuple, strikes: tuple, vols: tuple) -> _SviFitResult:
+    """Raw SVI per expiry in ``x = log(K) - log_ref`` (``log_ref`` the mean log-strike),
+    within Lee's wing bound ``b (1 + |rho|) < 2``: the fit depends on the quotes only, not on
+    spot or basis."""
+    from riskengine.calibration.svi import _fit_slices, svi_total_variance
+
+    log_k = np.log(np.asarray(strikes, np.float64))
+    log_ref = float(np.mean(log_k))
+    x = log_k - log_ref
+    t = np.asarray(expiries_days, np.float64) / DAYS_PER_YEAR
+    rows = np.asarray(vols, np.float64)
+    problems = [{"k": x, "vol": row, "weight": np.ones_like(x), "expiry": float(ti)} for ti, row in zip(t, rows, strict=True)]
+    fitted = _fit_slices(problems, starts=5, max_steps=500, lee=True)
+    params = np.stack([p for p, _ in fitted])
+    rmse = np.asarray([np.sqrt(np.mean((np.sqrt(np.maximum(svi_total_variance(p, x), 0.0) / ti) - row) ** 2))
+                       for p, ti, row in zip(params, t, rows, strict=True)])
+    return _SviFitResult(expiries_years=t, params=params, log_ref=log_ref, rmse=rmse,
+                         converged=np.asarray([ok for _, ok in fitted]))
+
+
+def _namespace(*values):
+    """``(jax.numpy, input float dtype)`` if any value is a JAX array (or tracer), else
+    ``(numpy, float64)``."""
+    if not any(isinstance(v, jax.Array) for v in values):
+        return np, np.float64
+    dtype = jnp.result_type(*[v for v in values if isinstance(v, jax.Array)])
+    return jnp, dtype if jnp.issubdtype(dtype, jnp.floating) else jnp.result_type(float)
+
+
+@dataclasses.dataclass(frozen=True)
+class SviVolSurface:
+    """Raw SVI slices of one underlying, read in strike by the SVI formula and in expiry
+    linearly in total variance at fixed log-forward-moneyness (flat vol outside the expiries).
+
+    ``params[i]`` are slice ``i``'s ``(a, b, rho, m, sigma)`` in ``x = log(K) - log_ref``;
+    slice ``i`` at log-forward-moneyness ``k`` is read at ``x = k + log F(T_i) - log_ref``,
+    which for a target ``(K, t)`` is ``log(K) + basis (T_i - t) - log_ref`` (spot cancels).
+    """
+
+    expiries_years: np.ndarray
+    params: np.ndarray
+    log_ref: float
+    basis: float
+    rmse: np.ndarray
+    converged: np.ndarray
+
+    def total_variance(self, *, strike, expiry_years):
+        """``w(K, t) = sigma_imp^2 t`` (NumPy for NumPy inputs, JAX for JAX inputs)."""
+        xp, dtype = _namespace(strike, expiry_years)
+        n = len(self.expiries_years)
+        big_t = xp.asarray(self.expiries_years, dtype=dtype)
+        t = xp.maximum(xp.asarray(expiry_years, dtype=dtype), 1e-8)
+        strike, t = xp.broadcast_arrays(xp.asarray(strike, dtype=dtype), t)
+        shape = (-1,) + (1,) * t.ndim
+        a, b, rho, m, sigma = (xp.asarray(self.params[:, j], dtype=dtype).reshape(shape) for j in range(5))
+        xi = xp.log(strike)[None] + self.basis * (big_t.reshape(shape) - t[None]) - self.log_ref
+        d = xi - m
+        w = a + b * (rho * d + xp.sqrt(d * d + sigma * sigma))  # [expiries, ...]
+        if n == 1:
+            return w[0] / big_t[0] * t
+        lo = xp.clip(xp.searchsorted(big_t, t, side="right") - 1, 0, n - 2)
+        w_lo = xp.take_along_axis(w, lo[None], axis=0)[0]
+        w_hi = xp.take_along_axis(w, lo[None] + 1, axis=0)[0]
+        t_lo, t_hi = big_t[lo], big_t[lo + 1]
+        lam = (t - t_lo) / (t_hi - t_lo)
+        inside = w_lo + lam * (w_hi - w_lo)
+        before = w[0] / big_t[0] * t
+        after = w[-1] / big_t[-1] * t
+        return xp.where(t <= big_t[0], before, xp.where(t >= big_t[-1], after, inside))
+
+    def implied_vol(self, *, strike, expiry_years):
+        xp, dtype = _namespace(strike, expiry_years)
+        t = xp.maximum(xp.asarray(expiry_years, dtype=dtype), 1e-8)
+        return xp.sqrt(self.total_variance(strike=strike, expiry_years=expiry_years) / t)
+
+    def moneyness_params(self, spot: float) -> list[dict[str, float]]:
+        """Each slice's raw SVI parameters in ``k = log(K / F(T_i))``, ``F(T) = spot e^{basis T}``."""
+        out = []
+        for t, p in zip(self.expiries_years, self.params, strict=True):
+            shift = math.log(spot) + self.basis * t - self.log_ref  # k = x - shift
+            out.append(dict(zip(("a", "b", "rho", "m", "sigma"), (float(p[0]), float(p[1]), float(p[2]),
+                                                                  float(p[3] - shift), float(p[4])), strict=True)))
+        return out
+
+    def checks(self, *, spot: float, strikes, vols) -> dict:
+        """Per-slice fit and butterfly check, and the calendar check between slices, on a
+        log-forward-moneyness grid spanning the quotes (and half as much again each side)."""
+        from riskengine.calibration.svi import (
+            SVI_PARAMETERS,
+            _default_grid,
+            _make_slice,
+            calendar_violations,
+        )
+
+        strikes = np.asarray(strikes, np.float64)
+        forwards = spot * np.exp(self.basis * self.expiries_years)
+        k_quotes = np.log(strikes[None, :] / forwards[:, None])
+        grid = _default_grid(k_quotes.ravel())
+        slices = [
+            _make_slice(float(t), np.asarray([p[n] for n in SVI_PARAMETERS]), bool(ok), k_quotes[i], np.asarray(vols[i]), grid)
+            for i, (t, p, ok) in enumerate(zip(self.expiries_years, self.moneyness_params(spot), self.converged, strict=True))
+        ]
+        calendar = calendar_violations(slices, grid)
+        return {
+            "slices": [{"expiry_days": float(s.expiry * DAYS_PER_YEAR), **s.params, "rmse": s.rmse_vol,
+                        "max_abs_error": s.max_abs_vol_error, "converged": s.converged, "min_g": s.min_g,
+                        "butterfly_ok": s.butterfly_free} for s in slices],
+            "butterfly_ok": all(s.butterfly_free for s in slices),
+            "calendar_ok": not calendar,
+            "violations": [v for s in slices for v in s.butterfly] + calendar,
+        }
 
 
 def load_market(path: str | Path) -> MarketSnapshot:

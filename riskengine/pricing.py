@@ -101,12 +101,14 @@ def price_europeans(
     greeks: bool = True,
     block_size: int = DEFAULT_BLOCK_SIZE,
     chunk_paths: int = DEFAULT_CHUNK_PATHS,
+    devices: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> EuropeanEstimates:
     """Price European options on one asset by Monte Carlo, with AD Greeks and stderrs.
 
     All instruments share the same paths; the time grid lands on every maturity with steps
-    of at most ``1 / steps_per_year``.
+    of at most ``1 / steps_per_year``. Paths are split over ``devices`` local devices
+    (default: all) and over ``jax.distributed`` processes, with bitwise the same result.
     """
     if estimator not in ("smoothed", "plain"):
         raise ValueError(f"mc.estimator: must be 'smoothed' or 'plain', got {estimator!r}")
@@ -126,7 +128,7 @@ def price_europeans(
     }
     est = monte_carlo(
         block_fn, args, key=key, num_paths=num_paths,
-        block_size=block_size, chunk_paths=chunk_paths, progress=progress,
+        block_size=block_size, chunk_paths=chunk_paths, devices=devices, progress=progress,
     )
     nan = np.full(len(maturities), np.nan)
     get = lambda d, k: np.asarray(d.get(k, nan), np.float64)  # noqa: E731

@@ -8,6 +8,15 @@ share the work. Reductions are summed inside each block by a fixed pairwise tree
 block sums are accumulated on the host in block order, in float64: results are bitwise
 identical whatever the chunk size.
 
+Scaling out (:mod:`riskengine.distributed`): each compiled chunk's blocks are split over the
+local devices (``jit`` with ``NamedSharding`` on a 1-D mesh; a chunk holds a multiple of the
+device count, padding blocks are dropped), and the chunks are dealt round-robin to the
+processes of a ``jax.distributed`` run, whose per-block results are gathered after each
+round so that every process accumulates every block in block order. In float64 the results
+are bitwise those of one process on one device. With an active
+:mod:`riskengine.checkpoint` each chunk's per-block results are saved as they complete and
+reloaded on ``--resume``.
+
 Inside a block, time is a ``lax.scan`` over a grid that lands exactly on every
 observation time; only the observation times are recorded, never every step, and only the
 fields the caller asks for (``record``).
@@ -32,6 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
+from riskengine import checkpoint, distributed
 from riskengine.models import CorrelatedAssets, Model
 
 DEFAULT_BLOCK_SIZE = 1024
@@ -291,6 +301,98 @@ class Estimate:
 BlockFn = Callable[[PRNGKeyArray, Any], Any]
 
 
+@dataclass(frozen=True)
+class _Layout:
+    """How ``num_paths`` paths are cut into blocks and compiled chunks of blocks. A chunk
+    holds a multiple of the device count; blocks past the last are computed and dropped."""
+
+    num_paths: int
+    block_size: int
+    num_blocks: int
+    blocks_per_chunk: int
+
+    @classmethod
+    def of(cls, num_paths: int, block_size: int, chunk_paths: int, devices: int) -> _Layout:
+        _check_counts(num_paths, block_size, chunk_paths)
+        num_blocks = -(-num_paths // block_size)
+        per_chunk = max(1, min(chunk_paths // block_size, num_blocks))
+        per_chunk = -(-per_chunk // devices) * devices
+        return cls(int(num_paths), block_size, num_blocks, per_chunk)
+
+    def firsts(self) -> list[int]:
+        return list(range(0, self.num_blocks, self.blocks_per_chunk))
+
+    def blocks_here(self, first: int) -> int:
+        return min(self.blocks_per_chunk, self.num_blocks - first)
+
+    def block_index(self, first: int) -> np.ndarray:
+        return np.arange(first, first + self.blocks_per_chunk, dtype=np.uint32)
+
+    def valid_counts(self, first: int) -> np.ndarray:
+        index = np.arange(first, first + self.blocks_per_chunk)
+        return np.clip(self.num_paths - index * self.block_size, 0, self.block_size).astype(np.int32)
+
+
+def _run_chunks(
+    compute: Callable[[int], Any],
+    *,
+    layout: _Layout,
+    kind: str,
+    identity: tuple,
+    progress: Callable[[int, int], None] | None,
+):
+    """Yield ``(first_block, blocks_here, result)`` for every chunk, in block order, where
+    ``result = compute(first_block)`` is a pytree of host arrays with the chunk's block axis
+    first (all ``blocks_per_chunk`` blocks; the caller keeps ``blocks_here``).
+
+    Chunks are dealt round-robin to the processes of a ``jax.distributed`` run and each
+    round's results are gathered on every process, so every process yields every chunk.
+    With an active :mod:`riskengine.checkpoint`, each chunk is saved when done, and a
+    chunk found saved (``--resume``) is loaded instead of computed.
+    """
+    ckpt = checkpoint.current()
+    stage = None
+    if ckpt is not None:
+        stage = ckpt.stage(kind, checkpoint.identity(*identity, layout.num_paths, layout.block_size))
+    firsts = layout.firsts()
+    per_chunk = layout.blocks_per_chunk
+    saved = [stage is not None and stage.has(f, per_chunk) for f in firsts]
+    processes, me = distributed.process_count(), distributed.process_index()
+    if processes > 1 and stage is not None:
+        masks = distributed.allgather(np.asarray(saved, bool))
+        if any(not np.array_equal(m, masks[0]) for m in masks):
+            raise RuntimeError("resume: the processes found different saved chunks; resume all of them together")
+    ready: dict[int, Any] = {}
+    position = 0
+
+    def flush():
+        nonlocal position
+        while position < len(firsts):
+            first = firsts[position]
+            if first in ready:
+                result = ready.pop(first)
+            elif saved[position]:
+                result = stage.load(first, per_chunk)
+            else:
+                return
+            position += 1
+            yield first, layout.blocks_here(first), result
+            if progress is not None:
+                done = min(layout.num_paths, (first + layout.blocks_here(first)) * layout.block_size)
+                progress(done, layout.num_paths)
+
+    todo = [f for f, s in zip(firsts, saved, strict=True) if not s]
+    for group in distributed.round_robin(todo, processes=processes):
+        mine = group[me] if me < len(group) else group[-1]  # an idle process repeats one
+        results = distributed.allgather(compute(mine))
+        for first, result in zip(group, results, strict=False):
+            if stage is not None:
+                stage.save(first, per_chunk, result)
+            ready[first] = result
+        yield from flush()
+    yield from flush()
+
+
 def monte_carlo(
     block_fn: BlockFn,
     args: Any,
@@ -299,37 +401,37 @@ def monte_carlo(
     num_paths: int,
     block_size: int = DEFAULT_BLOCK_SIZE,
     chunk_paths: int = DEFAULT_CHUNK_PATHS,
+    devices: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Estimate:
     """Average ``block_fn(block_key, args)`` (a pytree of ``[block_size, ...]`` per-path
     values) over ``num_paths`` paths, streaming: memory is bounded by one chunk.
 
     ``block_fn`` must use only ``block_key`` for randomness. ``progress(done, total)`` is
-    called after each chunk.
+    called after each chunk. Each chunk's blocks are split over ``devices`` local devices
+    (default: all), and chunks over the processes of a ``jax.distributed`` run; the result
+    is bitwise the same for any device count, process count and chunk size.
     """
-    _check_counts(num_paths, block_size, chunk_paths)
-    num_blocks = -(-num_paths // block_size)
-    blocks_per_chunk = max(1, min(chunk_paths // block_size, num_blocks))
+    devices = distributed.local_device_count(devices)
+    layout = _Layout.of(num_paths, block_size, chunk_paths, devices)
+    chunk = _reduction_chunk(block_fn, block_size, layout.blocks_per_chunk, devices)
 
-    chunk = _reduction_chunk(block_fn, block_size, blocks_per_chunk)
+    def compute(first: int):
+        return jax.device_get(chunk(key, layout.block_index(first), layout.valid_counts(first), args))
 
     sum1 = sum2 = treedef = None
-    for first in range(0, num_blocks, blocks_per_chunk):
-        index = np.arange(first, first + blocks_per_chunk)
-        valid_counts = np.clip(num_paths - index * block_size, 0, block_size).astype(np.int32)
-        sums, squares = jax.device_get(chunk(key, jnp.uint32(first), valid_counts, args))
+    for _, n_here, (sums, squares) in _run_chunks(
+        compute, layout=layout, kind="mc", identity=(_name(block_fn), key, args), progress=progress
+    ):
         leaves1, treedef = jax.tree.flatten(sums)
         leaves2 = jax.tree.leaves(squares)
         if sum1 is None:
             sum1 = [np.zeros(s.shape[1:], np.float64) for s in leaves1]
             sum2 = [np.zeros(s.shape[1:], np.float64) for s in leaves1]
-        n_here = min(blocks_per_chunk, num_blocks - first)
         for acc1, acc2, s, q in zip(sum1, sum2, leaves1, leaves2, strict=True):
             for b in range(n_here):  # a fixed order, the block index
                 acc1 += s[b]
                 acc2 += q[b]
-        if progress is not None:
-            progress(min(num_paths, (first + n_here) * block_size), num_paths)
     n = float(num_paths)
     means = [s / n for s in sum1]
     variances = [np.maximum(q / n - m * m, 0.0) * n / (n - 1.0) for q, m in zip(sum2, means, strict=True)]
@@ -341,16 +443,20 @@ def monte_carlo(
     )
 
 
+def _name(fn: Callable) -> str:
+    return f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
+
+
 @functools.lru_cache(maxsize=64)
-def _reduction_chunk(block_fn: BlockFn, block_size: int, blocks_per_chunk: int) -> Callable:
-    """The jitted unit of work of :func:`monte_carlo`: per-block sums and sums of squares.
+def _reduction_chunk(block_fn: BlockFn, block_size: int, blocks_per_chunk: int, devices: int = 1) -> Callable:
+    """The compiled unit of work of :func:`monte_carlo`: per-block sums and sums of squares
+    of the blocks ``index`` (split over ``devices`` local devices).
 
     Cached on ``block_fn`` so that repeated estimates reuse the compiled code.
     """
 
-    @functools.partial(jax.jit, compiler_options=COMPILER_OPTIONS)
-    def chunk(key, first_block, valid_counts, args):
-        keys = _block_keys(key, first_block, blocks_per_chunk)
+    def chunk(key, index, valid_counts, args):
+        keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, index)
         values = jax.vmap(block_fn, in_axes=(0, None))(keys, args)
         valid = jnp.arange(block_size)[None, :] < valid_counts[:, None]
 
@@ -362,7 +468,10 @@ def _reduction_chunk(block_fn: BlockFn, block_size: int, blocks_per_chunk: int) 
         squares = jax.tree.map(lambda v: _pairwise_block_sum(v * v), values)
         return sums, squares
 
-    return chunk
+    return distributed.shard_blocks(
+        chunk, devices=devices, in_specs=(None, distributed.AXIS, distributed.AXIS, None),
+        compiler_options=COMPILER_OPTIONS,
+    )
 
 
 def _check_counts(num_paths: int, block_size: int, chunk_paths: int) -> None:
@@ -435,21 +544,50 @@ def block_runner(grid: TimeGrid, *, block_size: int, dtype: Any, record: Sequenc
     return run
 
 
-def _chunks(num_paths: int, block_size: int, chunk_paths: int):
-    """Yield ``(first_block, valid_counts, blocks_here)`` for each chunk, in block order."""
-    _check_counts(num_paths, block_size, chunk_paths)
-    num_blocks = -(-num_paths // block_size)
-    blocks_per_chunk = max(1, min(chunk_paths // block_size, num_blocks))
-    for first in range(0, num_blocks, blocks_per_chunk):
-        index = np.arange(first, first + blocks_per_chunk)
-        valid_counts = np.clip(num_paths - index * block_size, 0, block_size).astype(np.int32)
-        yield first, valid_counts, min(blocks_per_chunk, num_blocks - first)
-
-
 def _block_keys(key, first_block, blocks_per_chunk):
     """The keys ``fold_in(key, b)`` of blocks ``first_block, first_block + 1, ...``."""
     index = first_block + jnp.arange(blocks_per_chunk, dtype=jnp.uint32)
     return jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, index)
+
+
+def stream_blocks(
+    block_fn: BlockFn,
+    args: Any,
+    *,
+    key: PRNGKeyArray,
+    num_paths: int,
+    reducer: Callable[[int, np.ndarray], Any] | None = None,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    chunk_paths: int = DEFAULT_CHUNK_PATHS,
+    devices: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    name: str = "stream",
+):
+    """Yield ``(first_block, per_block)`` chunk by chunk, in block order.
+
+    ``values`` is the host array ``[blocks_per_chunk, block_size, ...]`` of
+    ``block_fn(block_key, args)`` for the chunk's blocks (the last chunk's blocks past the
+    end, and the paths past ``num_paths`` in the last block, are there to be ignored);
+    ``per_block = reducer(first_block, values)`` (default: ``values``) is a pytree whose
+    leaves have that block axis first, cut to the blocks that exist. Reduce here what a
+    job keeps (a per-path P&L, per-block weighted sums): in a ``jax.distributed`` run only
+    the reduced results travel between processes, and a checkpoint saves only them.
+    Blocks are split over ``devices`` local devices (default: all); the results are
+    bitwise the same for any device count, process count and chunk size.
+    """
+    devices = distributed.local_device_count(devices)
+    layout = _Layout.of(num_paths, block_size, chunk_paths, devices)
+    chunk = _collect_chunk(block_fn, layout.blocks_per_chunk, devices)
+
+    def compute(first: int):
+        values = np.asarray(jax.device_get(chunk(key, layout.block_index(first), args)))
+        return values if reducer is None else reducer(first, values)
+
+    for first, n_here, result in _run_chunks(
+        compute, layout=layout, kind=name, identity=(_name(block_fn), _name(reducer) if reducer else "", key, args),
+        progress=progress,
+    ):
+        yield first, jax.tree.map(lambda x, n=n_here: x[:n], result)
 
 
 def stream(
@@ -460,6 +598,7 @@ def stream(
     num_paths: int,
     block_size: int = DEFAULT_BLOCK_SIZE,
     chunk_paths: int = DEFAULT_CHUNK_PATHS,
+    devices: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ):
     """Yield ``(first_path, values)`` chunk by chunk, in path order: ``values`` is the host
@@ -467,15 +606,15 @@ def stream(
     per block). For per-path quantities a job reduces on the host (quantiles, weighted
     sums), with memory bounded by one chunk; the paths are those :func:`monte_carlo`
     averages for the same key and block size. The compiled chunk is cached on ``block_fn``.
+    See :func:`stream_blocks` to reduce each chunk before it is gathered or saved.
     """
-    for first, valid_counts, n_here in _chunks(num_paths, block_size, chunk_paths):
-        chunk = _collect_chunk(block_fn, len(valid_counts))
-        values = np.asarray(jax.device_get(chunk(key, jnp.uint32(first), args)))
-        values = values[:n_here].reshape((-1,) + values.shape[2:])
+    for first, values in stream_blocks(
+        block_fn, args, key=key, num_paths=num_paths, block_size=block_size, chunk_paths=chunk_paths,
+        devices=devices, progress=progress,
+    ):
+        values = values.reshape((-1,) + values.shape[2:])
         first_path = first * block_size
         yield first_path, values[: num_paths - first_path]
-        if progress is not None:
-            progress(min(num_paths, (first + n_here) * block_size), num_paths)
 
 
 def collect(block_fn: BlockFn, args: Any, **kwargs) -> np.ndarray:
@@ -484,9 +623,11 @@ def collect(block_fn: BlockFn, args: Any, **kwargs) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=64)
-def _collect_chunk(block_fn: BlockFn, blocks_per_chunk: int) -> Callable:
-    @functools.partial(jax.jit, compiler_options=COMPILER_OPTIONS)
-    def chunk(key, first_block, args):
-        return jax.vmap(block_fn, in_axes=(0, None))(_block_keys(key, first_block, blocks_per_chunk), args)
+def _collect_chunk(block_fn: BlockFn, blocks_per_chunk: int, devices: int = 1) -> Callable:
+    def chunk(key, index, args):
+        keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, index)
+        return jax.vmap(block_fn, in_axes=(0, None))(keys, args)
 
-    return chunk
+    return distributed.shard_blocks(
+        chunk, devices=devices, in_specs=(None, distributed.AXIS, None), compiler_options=COMPILER_OPTIONS
+    )

@@ -339,6 +339,16 @@ def test_hedge_job_outputs_and_saved_policy(tmp_path):
     assert main(["run", str(_write(tmp_path, JOB)), "--out", str(out2), "--paths", "256", "--seed", "5",
                  "--no-progress"]) == 0
     assert len(pd.read_parquet(out2 / "pnl.parquet")) == 256
+    # the allocate job reads the hedge run: weights across the strategies
+    alloc = {"job": "allocate", "returns": {"from": str(out)}, "objective": {"type": "min_cvar", "alpha": 0.9},
+             "constraints": {"long_only": True, "budget": 1.0}}
+    import yaml
+
+    (tmp_path / "alloc.yaml").write_text(yaml.safe_dump(alloc))
+    assert main(["run", str(tmp_path / "alloc.yaml"), "--out", str(tmp_path / "alloc"), "--no-progress"]) == 0
+    weights = json.loads((tmp_path / "alloc" / "summary.json").read_text())["weights"]
+    assert set(weights) == {"policy", "no_hedge", "bs_delta", "whalley_wilmott"}
+    assert sum(weights.values()) == pytest.approx(1.0, abs=1e-6)
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from riskengine.calibration import write_calibrated_model
+from riskengine.calibration import load_garch, write_calibrated_model
 from riskengine.cli import main
 from riskengine.config import ConfigError, validate
 from riskengine.jobs import price
@@ -43,3 +43,19 @@ def test_from_with_other_fields_or_missing_directory_is_refused(tmp_path):
         validate(price.Config, {**base, "model": {"from": str(tmp_path), "name": "gbm"}})
     with pytest.raises(ConfigError, match=r"model.from"):
         validate(price.Config, {**base, "model": {"from": str(tmp_path / "nowhere")}})
+
+
+def test_a_garch_calibration_is_refused_where_a_continuous_model_is_needed(tmp_path):
+    fitted = tmp_path / "garch"
+    fitted.mkdir()
+    (fitted / "params.yaml").write_text(yaml.safe_dump({"model": {
+        "name": "gjr_garch", "distribution": "t", "asset": "BTC",
+        "params": {"mu": 0.001, "omega": 1e-5, "alpha": 0.05, "gamma": 0.1, "beta": 0.85, "nu": 5.0},
+        "standard_errors": {"mu": 0.0005}}}))
+    base = {"job": "price", "market": {"spot": 100.0},
+            "instruments": [{"type": "european", "option": "call", "strike": 100.0, "maturity": 0.5}]}
+    with pytest.raises(ConfigError, match=r"model.from: .*gjr_garch calibration, a daily discrete-time model"):
+        validate(price.Config, {**base, "model": {"from": str(fitted)}})
+    garch = load_garch(fitted)
+    assert garch.kind == "gjr" and garch.dist == "t" and garch.params["nu"] == 5.0
+    assert garch.standard_errors == {"mu": 0.0005}

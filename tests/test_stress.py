@@ -160,7 +160,11 @@ def test_contributions_add_up_and_es_exceeds_var(tmp_path):
             assert sum(block["by_position"].values()) == pytest.approx(total, rel=1e-9)
             assert sum(block["by_underlying"].values()) == pytest.approx(total, rel=1e-9)
     pnl = __import__("pandas").read_parquet(tmp_path / "out" / "pnl.parquet")
-    assert list(pnl.columns) == ["pnl_1d", "pnl_5d"] and len(pnl) == 20_000
+    assert list(pnl.columns)[:2] == ["pnl_1d", "pnl_5d"] and len(pnl) == 20_000
+    for hk in ("1d", "5d"):  # per underlying (for the allocate job): they add up to the book
+        parts = [c for c in pnl.columns if c.startswith(f"pnl_{hk}_")]
+        assert len(parts) == len(summary["underlyings"])
+        np.testing.assert_allclose(pnl[parts].sum(axis=1), pnl[f"pnl_{hk}"], rtol=1e-9, atol=1e-6)
     assert np.all(np.isfinite(pnl.to_numpy()))
 
 

@@ -46,12 +46,18 @@ from jax.scipy.special import gammaln
 from riskengine.config import ConfigError
 
 __all__ = [
+    "GARCH_MODEL_NAMES",
+    "GarchParams",
     "GarchResult",
+    "filter_garch",
     "fit_garch",
     "garch_parameter_names",
     "load_returns",
     "simulate_garch",
 ]
+
+# Model names in a calibration's params.yaml (``model.name``) and the kinds they stand for.
+GARCH_MODEL_NAMES = {"garch": "garch", "gjr_garch": "gjr"}
 
 Kind = Literal["garch", "gjr"]
 Dist = Literal["normal", "t"]
@@ -390,3 +396,38 @@ def load_returns(path: str | Path, column: str = "BTC", *, log: bool = True) -> 
     if np.any(closes <= 0):
         raise ConfigError(f"history: non-positive close in column {column!r} of {str(path)!r}")
     return np.diff(np.log(closes)) if log else closes[1:] / closes[:-1] - 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class GarchParams:
+    """Fitted GARCH/GJR parameters as a calibrate job wrote them (see :func:`load_garch`).
+
+    ``params`` are in the units of daily log returns; ``kind`` is ``garch`` or ``gjr``;
+    ``name`` the model name of the file (``garch`` or ``gjr_garch``)."""
+
+    name: str
+    kind: str
+    dist: str
+    params: dict[str, float]
+    standard_errors: dict[str, float]
+    asset: str | None = None
+    source: str | None = None
+
+    def filter(self, returns) -> tuple[np.ndarray, float]:
+        """:func:`filter_garch` of ``returns`` with these parameters."""
+        return filter_garch(self.params, returns, kind=self.kind)
+
+
+def filter_garch(params: dict[str, float], returns, *, kind: Kind = "garch") -> tuple[np.ndarray, float]:
+    """Conditional variances ``sigma_t^2`` (t = 1..n) of ``returns`` under ``params`` and the
+    one-step forecast ``sigma_{n+1}^2``, with the same backcast as :func:`fit_garch`
+    (``sigma_1^2`` = the sample variance of the returns)."""
+    r = np.asarray(returns, np.float64).ravel()
+    gamma = float(params.get("gamma", 0.0)) if kind == "gjr" else 0.0
+    mu, omega, alpha, beta = (float(params[n]) for n in ("mu", "omega", "alpha", "beta"))
+    var = np.empty(r.size)
+    v = float(np.var(r))
+    for t, e in enumerate(r - mu):
+        var[t] = v
+        v = omega + (alpha + gamma * (e < 0)) * e * e + beta * v
+    return var, float(v)

@@ -201,17 +201,21 @@ def calendar_violations(slices: Sequence[SviSlice], k_grid) -> list[str]:
 # --------------------------------------------------------------------------------------
 
 
-def _natural(z):
-    """Unconstrained ``z`` (5,) -> ``(a, b, rho, m, sigma)``."""
-    b = jax.nn.softplus(z[1])
+def _natural(z, lee: bool = False):
+    """Unconstrained ``z`` (5,) -> ``(a, b, rho, m, sigma)``; with ``lee`` the wing slopes
+    obey Lee's bound, ``b (1 + |rho|) = 2 sigmoid(z_1) < 2``."""
     rho = _RHO_MAX * jnp.tanh(z[2])
+    if lee:
+        b = _LEE_BOUND * jax.nn.sigmoid(z[1]) / (1.0 + jnp.abs(rho))
+    else:
+        b = jax.nn.softplus(z[1])
     m = z[3]
     sigma = _SIGMA_MIN + jax.nn.softplus(z[4])
     a = jax.nn.softplus(z[0]) - b * sigma * jnp.sqrt(1.0 - rho * rho)
     return jnp.stack([a, b, rho, m, sigma])
 
 
-def _unconstrained(a, b, rho, m, sigma) -> np.ndarray:
+def _unconstrained(a, b, rho, m, sigma, lee: bool = False) -> np.ndarray:
     def inv_softplus(x):
         x = max(x, 1e-10)
         return x + math.log(-math.expm1(-x))
@@ -219,22 +223,28 @@ def _unconstrained(a, b, rho, m, sigma) -> np.ndarray:
     sigma = max(sigma, 2 * _SIGMA_MIN)
     rho = float(np.clip(rho, -0.99, 0.99))
     b = max(b, 1e-6)
+    if lee:
+        share = float(np.clip(b * (1.0 + abs(rho)) / _LEE_BOUND, 1e-6, 0.99))
+        b = share * _LEE_BOUND / (1.0 + abs(rho))
+        z_b = math.log(share / (1.0 - share))
+    else:
+        z_b = inv_softplus(b)
     w_min = a + b * sigma * math.sqrt(1.0 - rho * rho)
-    return np.asarray([inv_softplus(w_min), inv_softplus(b), math.atanh(rho / _RHO_MAX), m,
+    return np.asarray([inv_softplus(w_min), z_b, math.atanh(rho / _RHO_MAX), m,
                        inv_softplus(sigma - _SIGMA_MIN)])
 
 
 _POINT_BUCKET = 16  # slices are padded to a multiple of this many quotes (fewer compiles)
 
 
-@functools.partial(jax.jit, static_argnames=("max_steps",))
-def _solve_starts(z0, k, vol, weight, expiry, *, max_steps: int):
+@functools.partial(jax.jit, static_argnames=("max_steps", "lee"))
+def _solve_starts(z0, k, vol, weight, expiry, *, max_steps: int, lee: bool = False):
     """LM from each of the starts ``z0`` (starts, 5) for one slice; padded quotes carry zero
     weight."""
 
     def residuals(z, args):
         k, vol, weight, expiry = args
-        w = svi_total_variance(_natural(z), k)
+        w = svi_total_variance(_natural(z, lee), k)
         model = jnp.sqrt(jnp.maximum(w, 1e-300) / expiry)
         return weight * (model - vol)
 
@@ -243,12 +253,12 @@ def _solve_starts(z0, k, vol, weight, expiry, *, max_steps: int):
         sol = optx.least_squares(residuals, solver, z0, args=(k, vol, weight, expiry),
                                  max_steps=max_steps, throw=False)
         r = residuals(sol.value, (k, vol, weight, expiry))
-        return _natural(sol.value), jnp.sum(r * r), sol.result == optx.RESULTS.successful
+        return _natural(sol.value, lee), jnp.sum(r * r), sol.result == optx.RESULTS.successful
 
     return jax.vmap(one)(z0)
 
 
-def _starts(k: np.ndarray, w: np.ndarray, count: int) -> list[np.ndarray]:
+def _starts(k: np.ndarray, w: np.ndarray, count: int, lee: bool = False) -> list[np.ndarray]:
     """Starting points from the smile's minimum and its wing slopes."""
     i = int(np.argmin(w))
     m = float(k[i])
@@ -263,13 +273,14 @@ def _starts(k: np.ndarray, w: np.ndarray, count: int) -> list[np.ndarray]:
         sigma = (0.1, 0.3, 0.03, 0.6, 0.2)[j % 5] * span
         rho_j = rho if j < 3 else float(np.clip(rho + (-0.3 if j % 2 else 0.3), -0.9, 0.9))
         a = w_min - b * sigma * math.sqrt(1 - rho_j**2)
-        out.append(_unconstrained(a, b, rho_j, m, sigma))
+        out.append(_unconstrained(a, b, rho_j, m, sigma, lee))
     return out
 
 
-def _fit_slices(problems: list[dict], *, starts: int, max_steps: int):
+def _fit_slices(problems: list[dict], *, starts: int, max_steps: int, lee: bool = False):
     """``problems``: dicts with ``k``, ``vol``, ``weight``, ``expiry`` (sorted by k). One
-    compiled solve per padded slice size, all starts of a slice in one vectorised call."""
+    compiled solve per padded slice size, all starts of a slice in one vectorised call.
+    ``lee``: fit within Lee's wing bound ``b (1 + |rho|) < 2``."""
     out = []
     with jax.enable_x64(True):
         for p in problems:
@@ -278,10 +289,10 @@ def _fit_slices(problems: list[dict], *, starts: int, max_steps: int):
             k = np.concatenate([p["k"], np.full(pad, p["k"][-1])])
             vol = np.concatenate([p["vol"], np.full(pad, p["vol"][-1])])
             weight = np.concatenate([p["weight"], np.zeros(pad)])
-            z0 = np.asarray(_starts(p["k"], p["vol"] ** 2 * p["expiry"], starts))
+            z0 = np.asarray(_starts(p["k"], p["vol"] ** 2 * p["expiry"], starts, lee))
             params, objective, ok = (np.asarray(x) for x in _solve_starts(
                 *(jnp.asarray(x, jnp.float64) for x in (z0, k, vol, weight, p["expiry"])),
-                max_steps=max_steps))
+                max_steps=max_steps, lee=lee))
             obj = np.where(np.isfinite(objective), objective, np.inf)
             j = int(np.argmin(obj))
             # Converged: some start met LM's criterion at (numerically) the best objective.

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from riskengine.jobs import calibrate, hedge, market_making, price, stress
+from riskengine.jobs import allocate, backtest, calibrate, hedge, market_making, price, stress
 
 JOBS: dict[str, ModuleType] = {
+    "allocate": allocate,
+    "backtest": backtest,
     "calibrate": calibrate,
     "hedge": hedge,
     "market_making": market_making,

@@ -1,4 +1,5 @@
-"""The ``calibrate`` job: Heston or Bates fitted to an option surface by Levenberg–Marquardt.
+"""The ``calibrate`` job: Heston or Bates fitted to an option surface by Levenberg–Marquardt,
+or GARCH(1,1) / GJR-GARCH(1,1) fitted to daily returns by maximum likelihood.
 
 ```yaml
 job: calibrate
@@ -14,6 +15,23 @@ surface is validated row by row and checked for static arbitrage (``fit.arbitrag
 convergence, Jacobian condition, per-expiry fit, timings), ``params.yaml``
 (``{model: {name, params}}``, for ``model: {from: DIR}`` in other jobs), ``fit.parquet``
 (per quote: market and model vols and prices) and ``report.html``.
+
+```yaml
+job: calibrate
+model: {name: gjr_garch}       # or garch
+returns: configs/data/history.csv   # daily closes with a date column; log returns are fitted
+asset: BTC                     # the column
+distribution: t                # or normal
+```
+
+GARCH outputs: ``summary.json`` (``params``, ``standard_errors`` (inverse Hessian),
+``robust_standard_errors`` (sandwich), ``log_likelihood``, ``converged``, ``seconds``,
+persistence, unconditional and next-day vol), ``params.yaml`` (``{model: {name, distribution,
+asset, params, standard_errors, ...}}``, read by :func:`riskengine.calibration.load_garch`,
+e.g. the stress job's ``fhs: {from: {BTC: DIR}}``), ``filtered.parquet`` (per day: return,
+conditional vol, standardised residual) and ``report.html``. A GARCH calibration is a daily
+discrete-time model: ``model: {from: DIR}`` in a job that simulates a continuous-time model
+refuses it with a clear error.
 """
 
 from __future__ import annotations
@@ -32,12 +50,17 @@ from pydantic import Field, field_validator, model_validator
 
 from riskengine.calibration import (
     DEFAULT_BOUNDS,
+    GARCH_MODEL_NAMES,
     MODEL_PARAMETERS,
     CalibrationResult,
+    GarchResult,
     calibrate,
+    fit_garch,
+    load_returns,
     load_surface,
     static_arbitrage_violations,
     write_calibrated_model,
+    write_garch_model,
 )
 from riskengine.calibration.heston import DEFAULT_NUM_NODES
 from riskengine.config import ConfigError, MarketConfig, McConfig, Strict
@@ -45,11 +68,15 @@ from riskengine.report import Report, write_json, write_parquet
 
 
 class CalibrationModelConfig(Strict):
-    name: Literal["heston", "bates"]
+    name: Literal["heston", "bates", "garch", "gjr_garch"]
     initial: dict[str, float] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _known_initial(self) -> CalibrationModelConfig:
+        if self.name in GARCH_MODEL_NAMES:
+            if self.initial:
+                raise ValueError(f"model.initial: not used by {self.name} (maximum likelihood from fixed starts)")
+            return self
         names = MODEL_PARAMETERS[self.name]
         for key, value in self.initial.items():
             if key not in names:
@@ -81,12 +108,35 @@ class FitConfig(Strict):
 class Config(Strict):
     job: Literal["calibrate"]
     model: CalibrationModelConfig
-    surface: str = Field(min_length=1)
-    market: MarketConfig
+    surface: str | None = Field(default=None, min_length=1)
+    market: MarketConfig | None = None
     fit: FitConfig = FitConfig()
+    # GARCH / GJR-GARCH: daily closes, the column to fit, the innovations' distribution.
+    returns: str | None = Field(default=None, min_length=1)
+    asset: str | None = Field(default=None, min_length=1)
+    distribution: Literal["normal", "t"] = "normal"
     # Accepted so that the CLI's --paths/--seed overrides (which write mc.paths/mc.seed) do
     # not reject this job; the calibration itself uses no Monte Carlo.
     mc: McConfig | None = None
+
+    @model_validator(mode="after")
+    def _inputs(self) -> Config:
+        if self.model.name in GARCH_MODEL_NAMES:
+            if self.returns is None:
+                raise ValueError(f"returns: required for model {self.model.name} (a CSV of daily closes)")
+            if self.asset is None:
+                raise ValueError(f"asset: required for model {self.model.name} (the column of {self.returns} to fit)")
+            for key in ("surface", "market", "fit"):
+                if key in self.model_fields_set:
+                    raise ValueError(f"{key}: not used by model {self.model.name} (it fits returns)")
+        else:
+            for key in ("surface", "market"):
+                if getattr(self, key) is None:
+                    raise ValueError(f"{key}: required for model {self.model.name}")
+            for key in ("returns", "asset", "distribution"):
+                if key in self.model_fields_set:
+                    raise ValueError(f"{key}: only for garch/gjr_garch (model {self.model.name} fits a surface)")
+        return self
 
 
 def _resolve(path: str, base_dir: Path | None) -> Path:
@@ -97,6 +147,8 @@ def _resolve(path: str, base_dir: Path | None) -> Path:
 
 
 def run(config: Config, out: Path, *, progress=None, base_dir: Path | None = None) -> dict:
+    if config.model.name in GARCH_MODEL_NAMES:
+        return _run_garch(config, out, base_dir=base_dir)
     started = time.perf_counter()
     surface_path = _resolve(config.surface, base_dir)
     market = config.market
@@ -244,4 +296,102 @@ def _report(config: Config, result: CalibrationResult, summary: dict) -> Report:
         "objective is the sum of squared weighted residuals; the best start is kept.",
         note=True,
     )
+    return report
+
+
+# --------------------------------------------------------------------------------------------
+# GARCH / GJR-GARCH
+# --------------------------------------------------------------------------------------------
+
+
+def _run_garch(config: Config, out: Path, *, base_dir: Path | None) -> dict:
+    started = time.perf_counter()
+    path = _resolve(config.returns, base_dir)
+    kind = GARCH_MODEL_NAMES[config.model.name]
+    returns = load_returns(path, config.asset)
+    try:
+        dates = pd.read_csv(path, comment="#", parse_dates=["date"]).set_index("date").sort_index()[config.asset].dropna().index[1:]
+    except (KeyError, ValueError):
+        dates = pd.RangeIndex(len(returns))
+    fit_started = time.perf_counter()
+    result = fit_garch(returns, kind=kind, dist=config.distribution)
+    fit_seconds = time.perf_counter() - fit_started
+    summary = {
+        "job": "calibrate",
+        "model": config.model.name,
+        "distribution": config.distribution,
+        "asset": config.asset,
+        "returns": {"path": str(path), "observations": int(returns.size), "kind": "daily log returns",
+                    "first": str(dates[0].date()) if hasattr(dates[0], "date") else None,
+                    "last": str(dates[-1].date()) if hasattr(dates[-1], "date") else None},
+        "params": dict(result.params),
+        "standard_errors": dict(result.stderr),
+        "robust_standard_errors": dict(result.robust_stderr),
+        "log_likelihood": result.loglik,
+        "aic": result.aic,
+        "bic": result.bic,
+        "converged": result.converged,
+        "steps": result.steps,
+        "persistence": result.persistence,
+        "at_bounds": list(result.at_bounds),
+        "unconditional_vol_daily": None if math.isnan(result.unconditional_vol) else result.unconditional_vol,
+        "unconditional_vol_annualised": None if math.isnan(result.unconditional_vol) else result.annualised_vol,
+        "next_day_vol": math.sqrt(result.next_variance),
+        "paths": config.mc.paths if config.mc is not None else None,  # unused (no Monte Carlo)
+        "calibration_seconds": fit_seconds,
+    }
+    write_garch_model(
+        out, result, asset=config.asset,
+        comment=(f"Calibrated by `riskengine run` (job: calibrate) to daily log returns of {config.asset} in "
+                 f"{path.name}: {returns.size} days, {config.model.name}/{config.distribution}, "
+                 f"converged: {str(result.converged).lower()}.\n"
+                 "A daily discrete-time model: read it with riskengine.calibration.load_garch, e.g. the "
+                 f"stress job's  fhs: {{from: {{{config.asset}: <this directory>}}}}"),
+    )
+    eps = returns - result.params["mu"]
+    write_parquet(out / "filtered.parquet", pd.DataFrame({
+        "date": dates, "return": returns, "conditional_vol": result.conditional_vol,
+        "standardised_residual": eps / result.conditional_vol,
+    }))
+    summary["seconds"] = time.perf_counter() - started
+    _garch_report(config, result, summary, dates, returns).write(out / "report.html")
+    summary["seconds"] = time.perf_counter() - started
+    write_json(out / "summary.json", summary)
+    return summary
+
+
+def _garch_report(config: Config, result: GarchResult, summary: dict, dates, returns) -> Report:
+    report = Report(f"Calibration job — {config.model.name} ({config.distribution}) on {config.asset}")
+    report.facts({
+        "model": f"{config.model.name} / {config.distribution}",
+        "observations": str(result.observations),
+        "log-likelihood": f"{result.loglik:.2f}",
+        "converged": "yes" if result.converged else "NO",
+        "persistence": f"{result.persistence:.4f}",
+        "next-day vol": f"{100 * math.sqrt(result.next_variance):.2f}%",
+        "fit seconds": f"{summary['calibration_seconds']:.2f}",
+    })
+    report.heading("Parameters")
+    rows = pd.DataFrame({
+        "parameter": list(result.params),
+        "value": list(result.params.values()),
+        "standard error": [result.stderr[n] for n in result.params],
+        "robust standard error": [result.robust_stderr[n] for n in result.params],
+    })
+    report.table(rows, float_format="{:.4g}")
+    report.paragraph(
+        "r_t = mu + sigma_t z_t, sigma_t^2 = omega + (alpha + gamma 1{eps<0}) eps_{t-1}^2 + beta sigma_{t-1}^2 "
+        "(gamma = 0 for GARCH), z_t standard normal or unit-variance Student-t(nu). Maximum likelihood "
+        "(BFGS, two starts); standard errors from the inverse Hessian, robust ones from the sandwich. "
+        + (f"Constraints (nearly) binding: {', '.join(result.at_bounds)}; standard errors are not meaningful there."
+           if result.at_bounds else "No constraint is binding."),
+        note=True,
+    )
+    fig, ax = plt.subplots(figsize=(10, 3.5))
+    ax.plot(dates, np.abs(returns), color="#bbbbbb", lw=0.6, label="|return|")
+    ax.plot(dates, result.conditional_vol, color="#c44e52", lw=1.2, label="conditional vol")
+    ax.set_ylabel("daily")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    report.figure(fig, alt="Absolute daily returns and the fitted conditional volatility")
     return report

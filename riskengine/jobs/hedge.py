@@ -243,16 +243,12 @@ def run(config: Config, out: Path, *, progress=None, base_dir: Path | None = Non
         spec = policy_spec(config)
         key = jax.random.key(config.train.seed)
         policy = build_policy(spec, key=jax.random.fold_in(key, 1_000_000))
-        checkpoint = None
-        if config.train.checkpoint:
-            checkpoint = Path(config.train.checkpoint)
-            if not checkpoint.is_absolute() and base_dir is not None:
-                checkpoint = Path(base_dir) / checkpoint
+        checkpoint, resume = _checkpoint(config, base_dir)
         bar = _epoch_bar(progress is not None, config.train.epochs)
         result = train(
             policy, objective, problem, key=key, num_paths=config.train.paths, epochs=config.train.epochs,
             optimizer=build_optimizer(config), epochs_per_call=config.train.epochs_per_call,
-            checkpoint_dir=checkpoint, resume=config.train.resume, patience=config.train.patience,
+            checkpoint_dir=checkpoint, resume=resume, patience=config.train.patience,
             min_delta=config.train.min_delta, progress=bar,
         )
         strategies = {"policy": result.policy, **build_baselines(config)}
@@ -278,7 +274,8 @@ def run(config: Config, out: Path, *, progress=None, base_dir: Path | None = Non
         "stopped_early": result.stopped_early,
         "loss_history": result.loss_history,
         "evaluate_seconds": eval_seconds,
-        "evaluate_paths": config.evaluate.paths,
+        "paths": config.evaluate.paths,
+        "train_paths": config.train.paths,
         "pnl_mean": {name: float(np.mean(v)) for name, v in pnl.items()},
         "pnl_std": {name: float(np.std(v, ddof=1)) for name, v in pnl.items()},
         "objective": config.objective.model_dump(),
@@ -293,6 +290,23 @@ def run(config: Config, out: Path, *, progress=None, base_dir: Path | None = Non
     save_policy(out, result.policy, spec)
     _report(config, summary, table, sample).write(out / "report.html")
     return summary
+
+
+def _checkpoint(config: Config, base_dir: Path | None) -> tuple[Path | None, bool]:
+    """Where training checkpoints go: ``train.checkpoint`` if set, else the CLI's run
+    checkpoint folder (``<out>.checkpoint/``; ``riskengine run --resume`` continues there)."""
+    if config.train.checkpoint:
+        folder = Path(config.train.checkpoint)
+        if not folder.is_absolute() and base_dir is not None:
+            folder = Path(base_dir) / folder
+        return folder, config.train.resume
+    from riskengine import checkpoint
+
+    run = checkpoint.current()
+    if run is None:
+        return None, False
+    # A run started without --resume wiped its folder, so anything there is this run's own.
+    return run.folder / "hedge-train", True
 
 
 def _epoch_bar(enabled: bool, total: int):

@@ -11,6 +11,8 @@ horizons_days: [1, 10]
 mc: {paths: 200000, seed: 1}
 risk: {var_levels: [0.99, 0.975], es_levels: [0.975]}
 scenarios: all                          # or a list of names / files in scenarios/
+history: configs/data/history.csv       # daily closes: historical and filtered historical VaR
+fhs: {model: gjr_garch, distribution: t, paths: 10000, seed: 1}   # optional from: {BTC: CALIBRATION_DIR}; null: off
 limits: {var_99_1d: 2.0e6, liquidation_distance_min: 0.15}
 ```
 
@@ -54,7 +56,7 @@ from riskengine.market import DAYS_PER_YEAR, MarketSnapshot, load_market
 from riskengine.models import CorrelatedAssets
 from riskengine.report import Report, write_json, write_parquet
 from riskengine.scenarios import Scenario, load_scenarios
-from riskengine.simulate import block_runner, stream, time_grid
+from riskengine.simulate import block_runner, stream, stream_blocks, time_grid
 
 LIMIT_PATTERN = re.compile(r"^(var|es)_(\d+)_(\d+)d$")
 
@@ -83,6 +85,18 @@ class RiskConfig(Strict):
         return levels
 
 
+class FhsConfig(Strict):
+    """Filtered historical simulation on ``history`` (see :mod:`riskengine.risk.filtered_historical`):
+    a GARCH filter per underlying, fitted, or read per underlying from a calibrate job's
+    output directory (``from: {BTC: DIR}``)."""
+
+    model: Literal["garch", "gjr_garch"] = "gjr_garch"
+    distribution: Literal["normal", "t"] = "t"
+    paths: int = Field(default=10_000, ge=100)
+    seed: int = Field(default=0, ge=0)
+    from_: dict[str, str] = Field(default_factory=dict, alias="from")
+
+
 class Config(Strict):
     job: Literal["stress"]
     book: str
@@ -94,6 +108,7 @@ class Config(Strict):
     scenarios: Literal["all", "none"] | list[str] = "all"
     scenario_horizon_days: float = Field(default=1.0, ge=0)
     history: str | None = "configs/data/history.csv"
+    fhs: FhsConfig | None = FhsConfig()  # null: no filtered historical simulation
     limits: dict[str, float] = Field(default_factory=dict)
 
     @field_validator("horizons_days")
@@ -191,6 +206,8 @@ def run(config: Config, out: Path, *, progress=None, base_dir: Path | None = Non
     summary["greeks"] = greeks
     lap("greeks")
     summary["methods"] = _other_methods(config, book, market, greeks, moments, base_dir)
+    summary["vol_surface"] = market.vol_surface_summary()
+    summary["filtered_historical"] = _filtered_historical(config, book, market, base_dir)
     lap("other_methods")
 
     # --- scenarios ----------------------------------------------------------------------------
@@ -214,7 +231,11 @@ def run(config: Config, out: Path, *, progress=None, base_dir: Path | None = Non
     summary["seconds"] = time.perf_counter() - started
 
     write_json(out / "summary.json", summary)
-    write_parquet(out / "pnl.parquet", pd.DataFrame({f"pnl_{h}d": pnl[:, j] for j, h in enumerate(config.horizons_days)}))
+    columns = {f"pnl_{h}d": pnl[:, j] for j, h in enumerate(config.horizons_days)}
+    for j, h in enumerate(config.horizons_days):  # per underlying: what the allocate job reads
+        for u, name in enumerate(book.underlyings):
+            columns[f"pnl_{h}d_{name}"] = simulation.pnl_by_underlying[:, j, u]
+    write_parquet(out / "pnl.parquet", pd.DataFrame(columns))
     write_parquet(out / "scenarios.parquet", scenario_table)
     _report(config, summary, pnl, scenario_table).write(out / "report.html")
     return summary
@@ -273,6 +294,7 @@ class _Simulation:
         self.chunk_paths = min(config.mc.chunk_paths, per_chunk)
         self.run = block_runner(self.grid, block_size=config.mc.block_size, dtype=dtype, record=("log_return", "variance"))
         self.key = jax.random.key(config.mc.seed)
+        self.devices: int | None = None  # local devices the blocks are split over (None: all)
         self._block_fn = lambda block_key, args: self._position_pnl(block_key, args).transpose(1, 0, 2)
         self.collateral_units, self.collateral_underlying = coin_collateral(book)
 
@@ -321,9 +343,31 @@ class _Simulation:
         ):
             yield first, values.astype(np.float64)
 
+    def _stream_blocks(self, assets, reducer, *, name: str, progress=None):
+        """Per-block reductions of the per-path, per-position P&L (see ``stream_blocks``):
+        split over local devices and ``jax.distributed`` processes, saved for ``--resume``."""
+        yield from stream_blocks(
+            self._block_fn, self._args(assets), key=self.key, num_paths=self.config.mc.paths, reducer=reducer,
+            block_size=self.config.mc.block_size, chunk_paths=self.chunk_paths, devices=self.devices,
+            progress=progress, name=name,
+        )
+
     def total_pnl(self, progress=None, assets=None) -> np.ndarray:
-        """Book P&L ``[paths, horizons]``."""
-        return np.concatenate([v.sum(axis=-1) for _, v in self._stream(assets or self.assets, progress)], axis=0)
+        """Book P&L ``[paths, horizons]`` (float64): only this per-path vector is kept."""
+
+        groups = np.eye(len(self.book.underlyings))[self.book.underlying_index]  # [positions, U]
+
+        def book_pnl(first_block, values):  # [blocks, block, horizons, P] -> [blocks, block, horizons, 1 + U]
+            values = values.astype(np.float64)
+            return np.concatenate([values.sum(axis=-1, keepdims=True), values @ groups], axis=-1)
+
+        parts = [v for _, v in self._stream_blocks(assets or self.assets, book_pnl, name="pnl", progress=progress)]
+        pnl = np.concatenate(parts, axis=0)
+        pnl = pnl.reshape(-1, *pnl.shape[-2:])[: self.config.mc.paths]
+        if assets is None:
+            # per underlying [paths, horizons, U] (positions grouped by underlying, collateral included)
+            self.pnl_by_underlying = pnl[..., 1:]
+        return pnl[..., 0]
 
     def contributions(self, pnl: np.ndarray, risk_config: RiskConfig) -> dict:
         """Euler contributions of every position to each ES and VaR, summing to the totals.
@@ -343,11 +387,21 @@ class _Simulation:
         w = np.stack(weights, axis=-1)  # [paths, measures]
         horizon_of = np.asarray([lab[2] for lab in labels])
         sums = np.zeros((len(labels), self.book.num_positions))
-        block = self.config.mc.block_size
-        for first, values in self._stream(self.assets):
-            for start in range(0, len(values), block):  # block by block, in path order
-                chunk = values[start:start + block][:, horizon_of, :]  # [paths, measures, P]
-                sums += np.einsum("pm,pmk->mk", w[first + start:first + start + len(chunk)], chunk)
+        block, paths = self.config.mc.block_size, self.config.mc.paths
+
+        def weighted(first_block, values):  # [blocks, block, horizons, P] -> [blocks, measures, P]
+            out = np.zeros((len(values), len(labels), self.book.num_positions))
+            for b in range(len(values)):
+                start = (first_block + b) * block
+                n = min(block, paths - start)
+                if n > 0:
+                    chunk = values[b, :n].astype(np.float64)[:, horizon_of, :]  # [paths, measures, P]
+                    out[b] = np.einsum("pm,pmk->mk", w[start:start + n], chunk)
+            return out
+
+        for _, per_block in self._stream_blocks(self.assets, weighted, name="contributions"):
+            for b in range(len(per_block)):  # block by block, in path order
+                sums += per_block[b]
         ids = list(self.book.table["id"])
         under = list(self.book.table["underlying"])
         result: dict = {}
@@ -514,6 +568,52 @@ def _historical_pnl(book: Book, market: MarketSnapshot, history: pd.DataFrame, *
         shocked = jax.jit(jax.vmap(lambda s: value(s, jnp.zeros(len(base.spot)), 0.0)))(spot)
         v0 = value(jnp.asarray(base.spot), jnp.zeros(len(base.spot)), 0.0)
     return np.asarray(shocked - v0)
+
+
+def _filtered_historical(config: Config, book: Book, market: MarketSnapshot, base_dir) -> dict | None:
+    """Filtered historical simulation: GARCH-filtered residual dates bootstrapped jointly,
+    variance recursion forward from the last filtered variance, the book fully revalued as
+    in :func:`_historical_pnl` (spots moved, vols and time unchanged)."""
+    if config.fhs is None or config.history is None:
+        return None
+    from riskengine.calibration import load_garch
+
+    fhs, names = config.fhs, list(book.underlyings)
+    unknown = sorted(set(fhs.from_) - set(names))
+    if unknown:
+        raise ConfigError(f"fhs.from.{unknown[0]}: not an underlying of the book {names}")
+    given = {}
+    for u, directory in fhs.from_.items():
+        try:
+            given[u] = load_garch(directory, base_dir=base_dir)
+        except ConfigError as err:
+            raise ConfigError(f"fhs.from.{u}: {err}") from None
+    history = _load_history(config, names, base_dir)
+    with jax.enable_x64(True):
+        filtered = risk.filter_history(np.log1p(history.to_numpy()), names=names, kind=fhs.model,
+                                       dist=fhs.distribution, given=given)
+        log_returns = risk.simulate_filtered_history(filtered, jax.random.key(fhs.seed), horizons=config.horizons_days,
+                                                     num_paths=fhs.paths)  # [paths, horizons, U]
+        value, base = _book_value_fn(book, market)
+        zero = jnp.zeros(len(base.spot))
+        spot0 = jnp.asarray(base.spot)
+        spots = jnp.concatenate([(spot0 * jnp.exp(log_returns)).reshape(-1, len(base.spot)), spot0[None]])
+        # the base value in the same compiled call (last row): no eager revaluation; chunks of
+        # about 2^22 position values each (lax.map runs them in turn), so memory stays bounded
+        chunk = max(1, min(len(spots), (1 << 22) // max(book.num_positions, 1)))
+        pad = -len(spots) % chunk
+        padded = jnp.concatenate([spots, jnp.broadcast_to(spot0, (pad, len(base.spot)))]).reshape(-1, chunk, len(base.spot))
+        values = np.asarray(jax.jit(lambda x: jax.lax.map(jax.vmap(lambda s: value(s, zero, 0.0)), x))(padded)).ravel()
+        values = values[: len(spots)]
+        pnl = (values[:-1] - values[-1]).reshape(log_returns.shape[:2])  # [paths, horizons]
+    out: dict = {"model": fhs.model, "distribution": fhs.distribution, "paths": fhs.paths, "seed": fhs.seed,
+                 "days": int(len(history)), "underlyings": filtered.to_dict()}
+    for j, h in enumerate(config.horizons_days):
+        out[f"{h}d"] = {
+            "var": {_level_key(a): float(risk.value_at_risk(pnl[:, j], level=a)) for a in config.risk.var_levels},
+            "es": {_level_key(a): float(risk.expected_shortfall(pnl[:, j], level=a)) for a in config.risk.es_levels},
+        }
+    return out
 
 
 def _scenarios(book: Book, market: MarketSnapshot, scenarios: list[Scenario], value0: np.ndarray, *, elapsed_days: float):
@@ -694,17 +794,24 @@ def _report(config: Config, summary: dict, pnl: np.ndarray, scenario_table: pd.D
             ci = summary["var_ci"][hk][level]
             rows.append({"horizon": hk, "measure": f"VaR {level}", "Monte Carlo": v, "CI low": ci["lower"], "CI high": ci["upper"],
                          "historical": summary["methods"][hk].get("historical", {}).get("var", {}).get(level, float("nan")),
+                         "filtered historical": (summary.get("filtered_historical") or {}).get(hk, {}).get("var", {}).get(level, float("nan")),
                          "delta-normal": summary["methods"][hk]["delta_normal"]["var"][level],
                          "Cornish–Fisher": summary["methods"][hk]["cornish_fisher"]["var"][level]})
         for level, v in summary["es"][hk].items():
             ci = summary["es_ci"][hk][level]
             rows.append({"horizon": hk, "measure": f"ES {level}", "Monte Carlo": v, "CI low": ci["lower"], "CI high": ci["upper"],
                          "historical": summary["methods"][hk].get("historical", {}).get("es", {}).get(level, float("nan")),
+                         "filtered historical": (summary.get("filtered_historical") or {}).get(hk, {}).get("es", {}).get(level, float("nan")),
                          "delta-normal": summary["methods"][hk]["delta_normal"]["es"][level],
                          "Cornish–Fisher": float("nan")})
     report.table(pd.DataFrame(rows), float_format="{:,.0f}")
     report.paragraph(f"Monte Carlo intervals at {config.risk.confidence:.0%} confidence (order statistics for VaR, "
                      "asymptotic normal for ES). Losses are positive.", note=True)
+    if summary.get("filtered_historical"):
+        fhs = summary["filtered_historical"]
+        report.paragraph(f"Filtered historical simulation: {fhs['model']} ({fhs['distribution']}) per underlying on "
+                         f"{fhs['days']} days of history, residual dates bootstrapped jointly, {fhs['paths']:,} paths; "
+                         "spots moved, implied vols and time held as in the historical method.", note=True)
 
     report.heading("Where the risk comes from (Euler contributions)")
     contrib = summary["contributions"][first]

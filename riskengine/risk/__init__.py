@@ -20,6 +20,11 @@ from riskengine.risk.contributions import (
     group_contributions,
     var_contributions,
 )
+from riskengine.risk.filtered_historical import (
+    FilteredHistory,
+    filter_history,
+    simulate_filtered_history,
+)
 from riskengine.risk.historical import (
     historical_es,
     historical_pnl,
@@ -47,6 +52,7 @@ from riskengine.risk.parametric import (
 )
 
 __all__ = [
+    "FilteredHistory",
     "Interval",
     "LRTest",
     "Moments",
@@ -63,6 +69,7 @@ __all__ = [
     "es_standard_error",
     "exceedances",
     "expected_shortfall",
+    "filter_history",
     "group_contributions",
     "historical_es",
     "historical_pnl",
@@ -73,6 +80,7 @@ __all__ = [
     "order_statistic_ranks",
     "overlapping_returns",
     "pnl_moments",
+    "simulate_filtered_history",
     "tail_weights",
     "transition_counts",
     "value_at_risk",

@@ -1,0 +1,265 @@
+"""Paper reproductions of the hedge job, ours beside the published numbers.
+
+    .venv/bin/python benchmarks/hedge_reproductions.py [--only ntb,heston,scaling] [--quick] [--out DIR]
+
+Runs the configs through the CLI (``riskengine run``), prints a markdown table of our numbers
+beside the published ones with each check's tolerance, writes ``results.json`` to ``--out``
+and exits 1 when a check is outside its tolerance. Several minutes on a CPU; ``--quick``
+(few paths and epochs) only shows that everything runs: its checks are not meaningful.
+
+1. ``ntb`` — Imaki et al., "No-Transaction Band Network" (arXiv 2103.01775), European option
+   of the authors' notebook (github.com/pfnet-research/NoTransactionBandNetwork, main.ipynb,
+   output of its "Evaluate the best premium" cells): premiums after training, NTB
+   0.022544096 and feed-forward 0.022771166 (NTB 0.9972% cheaper). ``configs/hedge_ntb_imaki.yaml``
+   and the same with ``policy: mlp, base: bs_delta`` (+ prev_hedge) for the feed-forward
+   network. Their feed-forward adds ``tanh(MLP)`` to the delta with a randomly initialised
+   last layer; ours adds the raw MLP output and starts at zero (pure delta).
+   Checks: |NTB - 0.022544096| <= 2e-4 (about 1% of the premium: training noise of one
+   seed, their 28-step set-up quirks, see the config), and NTB < our feed-forward.
+2. ``heston`` — Buehler, Gonon, Teichmann, Wood, "Deep Hedging" (Quantitative Finance 2019,
+   arXiv 1802.03042), section 5: Heston kappa 1, theta 0.04, sigma 2, rho -0.7, v0 0.04,
+   ATM call, 30 daily steps, stock + variance swap, no costs, 50% and 99% expected
+   shortfall. We could not read the paper's numbers in this environment (only its abstract and
+   introduction were reachable), so the checks are the qualitative claims, against
+   independent references: the Heston price (Fourier, ``hedging.reference_price``) and the
+   complete-market "model hedge" (``hedging/model_hedge.py``):
+   (a) the deep hedge's ES50 price is no worse than the model hedge's ES50 price
+       (+1% of the Heston price), and within 25% of the Heston price;
+   (a') its P&L is close to the model hedge's: correlation >= 0.9;
+   (b) ES99 price > ES50 price, by more than 5 standard errors.
+   Prices are reported at spot 100 (the configs run at spot 1; every price scales by 100).
+3. ``scaling`` — price(eps) - price(0) against the proportional cost eps on a log-log fit:
+   slope 2/3 (the Whalley–Wilmott / Kallsen–Muhle-Karbe asymptotics that the issue cites).
+   The paper's own set-up for it could not be read here, so the set-up is ours (see the
+   comment above SCALING_COSTS): check |slope - 2/3| <= 0.1. On 2026-11-30 this check FAILED
+   (slope 0.84; see benchmarks/RESULTS.md): with 30 hedge dates the costs stay closer to
+   linear in eps than the continuous-time asymptotics say.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PUBLISHED_NTB = 0.022544096410274505  # notebook output, "Premium ... no-transaction band network"
+PUBLISHED_FFN = 0.02277116635814309  # notebook output, "Premium ... feed-forward band network"
+NTB_TOLERANCE = 2e-4
+HESTON_SCALE = 100.0  # the paper's spot; the configs run at spot 1
+HESTON_EPOCHS = (1500, 800)  # ES50 (4,000 paths an epoch), ES99 (10,000): longer than the shipped configs
+
+# The cost-scaling sweep: Black–Scholes market (GBM sigma 0.2, spot = strike = 1), ATM call,
+# 30 daily hedges (maturity 30/365), the stock only, a no-transaction band around the
+# Black–Scholes delta (the Whalley–Wilmott form, whose price excess is of order eps^(2/3)),
+# entropic risk with a = 100 at spot 1 (a = 1 at spot 100). A complete market, so that
+# price(0) is the delta hedge's price (a first try in the paper's Heston market with the stock
+# alone failed: there the band network at eps = 1e-3 beats the zero-cost Black–Scholes delta,
+# which is not the optimal zero-cost hedge). The eps grid spans the band regime: the
+# Whalley–Wilmott half-width (3 eps S Gamma^2 / 2a)^(1/3) at the money grows from about the
+# daily move of the delta (eps = 1e-3) to a third of the delta range (eps = 1.6e-2); below it a
+# 30-date hedge pays costs linearly (slope 1). The initial purchase, eps |delta_0| S, is also
+# linear in eps.
+SCALING_COSTS = (1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2)
+SCALING_TOLERANCE = 0.1
+
+
+def merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def run_config(name: str, out: Path, tag: str, overrides: dict | None = None) -> tuple[dict, pd.DataFrame]:
+    """Run ``configs/name`` with ``overrides`` merged in; the summary and the P&L table."""
+    from riskengine.cli import main
+
+    data = merge(yaml.safe_load((ROOT / "configs" / name).read_text()), overrides or {})
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{tag}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    started = time.perf_counter()
+    if main(["run", str(path), "--out", str(out / tag), "--no-progress"]) != 0:
+        raise SystemExit(f"{tag}: the hedge job failed")
+    summary = json.loads((out / tag / "summary.json").read_text())
+    summary["wall_seconds"] = time.perf_counter() - started
+    print(f"  {tag}: price {summary['price']:.6g} in {summary['wall_seconds']:.0f} s", flush=True)
+    return summary, pd.read_parquet(out / tag / "pnl.parquet")
+
+
+def quick_overrides(quick: bool, epochs: int = 20, paths: int = 4096) -> dict:
+    return {"train": {"paths": paths, "epochs": epochs}, "evaluate": {"paths": 2 * paths}} if quick else {}
+
+
+def check(rows: list, name: str, ours: float, reference: str, tolerance: str, ok: bool) -> None:
+    rows.append({"check": name, "ours": ours, "reference": reference, "tolerance": tolerance, "ok": bool(ok)})
+
+
+# --- 1. Imaki et al. -----------------------------------------------------------------------------------------
+
+
+def ntb(out: Path, quick: bool, rows: list) -> None:
+    print("Imaki et al. no-transaction band network", flush=True)
+    q = quick_overrides(quick)
+    s_ntb, _ = run_config("hedge_ntb_imaki.yaml", out, "ntb", q)
+    ffn = {"policy": {"type": "mlp", "base": "bs_delta",
+                      "features": ["log_moneyness", "time_to_maturity", "volatility", "prev_hedge"]}}
+    s_ffn, _ = run_config("hedge_ntb_imaki.yaml", out, "ntb_feedforward", merge(ffn, q))
+    p_ntb, p_ffn = s_ntb["price"], s_ffn["price"]
+    check(rows, "NTB premium (Imaki, entropic a=1)", p_ntb, f"{PUBLISHED_NTB:.9f} (published)",
+          f"± {NTB_TOLERANCE:g}", abs(p_ntb - PUBLISHED_NTB) <= NTB_TOLERANCE)
+    check(rows, "feed-forward premium (Imaki)", p_ffn, f"{PUBLISHED_FFN:.9f} (published)", "reported only", True)
+    check(rows, "NTB cheaper than feed-forward, %", 100 * (p_ffn - p_ntb) / p_ffn,
+          f"{100 * (PUBLISHED_FFN - PUBLISHED_NTB) / PUBLISHED_FFN:.4f} (published)", "> 0", p_ntb < p_ffn)
+    check(rows, "NTB premium stderr", s_ntb["price_stderr"], "-", "reported only", True)
+    for name in ("bs_delta", "whalley_wilmott", "no_hedge"):
+        check(rows, f"{name} premium (same paths)", s_ntb["baselines"][name], "-", "reported only", True)
+
+
+# --- 2. Buehler et al., Heston -------------------------------------------------------------------------------
+
+
+def heston(out: Path, quick: bool, rows: list) -> None:
+    print("Buehler et al. Heston, stock + variance swap, no costs", flush=True)
+    q50 = quick_overrides(quick) or {"train": {"epochs": HESTON_EPOCHS[0]}}
+    q99 = quick_overrides(quick) or {"train": {"epochs": HESTON_EPOCHS[1]}}
+    s50, pnl50 = run_config("hedge_deep_hedging_heston_cvar50.yaml", out, "heston_cvar50", q50)
+    s99, _ = run_config("hedge_deep_hedging_heston_cvar99.yaml", out, "heston_cvar99", q99)
+    k = HESTON_SCALE
+    ref = s50["reference_price"] * k
+    deep50, model50 = s50["price"] * k, s50["baselines"]["heston_delta_vega"] * k
+    deep99, model99 = s99["price"] * k, s99["baselines"]["heston_delta_vega"] * k
+    mc_mean = -pnl50["no_hedge"].mean() * k
+    mc_se = pnl50["no_hedge"].std(ddof=1) / math.sqrt(len(pnl50)) * k
+    check(rows, "Heston price, MC mean payoff (spot 100)", mc_mean, f"{ref:.4f} (Fourier)", "± 4 stderr",
+          abs(mc_mean - ref) <= 4 * mc_se)
+    check(rows, "(a) deep hedge ES50 price", deep50, f"{model50:.4f} (model hedge ES50)",
+          f"<= model + {0.01 * ref:.3f}", deep50 <= model50 + 0.01 * ref)
+    check(rows, "(a) deep ES50 / Heston price - 1", deep50 / ref - 1, f"{ref:.4f} (Heston price)", "<= 0.25",
+          abs(deep50 / ref - 1) <= 0.25)
+    corr = float(np.corrcoef(pnl50["policy"], pnl50["heston_delta_vega"])[0, 1])
+    check(rows, "(a') corr(deep P&L, model-hedge P&L), ES50", corr, "1", ">= 0.9", corr >= 0.9)
+    for name in ("policy", "heston_delta_vega", "bs_delta", "no_hedge"):
+        check(rows, f"P&L std, ES50 run: {name}", pnl50[name].std(ddof=1) * k, "-", "reported only", True)
+    se = s99["price_stderr"] * k
+    check(rows, "(b) deep hedge ES99 price", deep99, f"{deep50:.4f} (deep ES50)", "> ES50 + 5 stderr",
+          deep99 > deep50 + 5 * se)
+    check(rows, "model hedge ES99 price", model99, "-", "reported only", True)
+    check(rows, "train seconds ES50 / ES99", s50["train_seconds"] + s99["train_seconds"], "-", "reported only", True)
+
+
+# --- 3. cost scaling -----------------------------------------------------------------------------------------
+
+
+def scaling(out: Path, quick: bool, rows: list) -> None:
+    print("price(eps) - price(0) against eps", flush=True)
+    base = {
+        "derivative": {"maturity": 30 / 365},
+        "hedge": {"instruments": ["underlying"], "steps": 30},
+        "policy": {"type": "no_transaction_band", "features": ["log_moneyness", "time_to_maturity", "volatility"]},
+        "objective": {"type": "entropic", "risk_aversion": HESTON_SCALE},
+        "train": {"paths": 10000, "epochs": 200, "learning_rate": 1e-3, "schedule": "cosine",
+                  "final_learning_rate": 1e-4},
+        "evaluate": {"paths": 100000, "baselines": ["bs_delta", "whalley_wilmott"]},
+    }
+    base = merge(base, quick_overrides(quick))
+    # price(0): without costs the band network's best band is empty, i.e. the delta it is
+    # built around, so price(0) is the Black–Scholes-delta hedge's price on the same paths
+    # (every run evaluates on the same seed: common random numbers across eps).
+    s0, _ = run_config("hedge_ntb_imaki.yaml", out, "scaling_eps0",
+                       merge(base, {"hedge": {"cost": 0.0}, "train": {"epochs": 1}}))
+    p0 = s0["baselines"]["bs_delta"]
+    eps, excess, ww = [], [], []
+    for c in SCALING_COSTS:
+        s, _ = run_config("hedge_ntb_imaki.yaml", out, f"scaling_eps{c:g}",
+                          merge(base, {"hedge": {"cost": c}}))
+        eps.append(c)
+        excess.append(s["price"] - p0)
+        ww.append(s["baselines"]["whalley_wilmott"] - p0)
+        check(rows, f"scaling: price({c:g}) - price(0), NTB", s["price"] - p0, "-", "reported only", True)
+        check(rows, f"scaling: price({c:g}) - price(0), Whalley–Wilmott", s["baselines"]["whalley_wilmott"] - p0,
+              "-", "reported only", True)
+    x, y = np.log(eps), np.log(np.maximum(excess, 1e-12))
+    slope = float(np.polyfit(x, y, 1)[0])
+    ww_slope = float(np.polyfit(x, np.log(np.maximum(ww, 1e-12)), 1)[0])
+    check(rows, "scaling: log-log slope, Whalley–Wilmott (a = 100)", ww_slope, "2/3", "reported only", True)
+    check(rows, "scaling: log-log slope of price(eps) - price(0)", slope, "2/3 (asymptotics)",
+          f"± {SCALING_TOLERANCE}", abs(slope - 2 / 3) <= SCALING_TOLERANCE)
+
+
+def ww_sweep(out: Path, quick: bool, rows: list) -> None:
+    """Diagnostic, reported only: the log-log slope of the Whalley–Wilmott band's price excess
+    (no training) in the same GBM market, for 30 and 240 hedge dates and a = 100, 1000."""
+    import jax
+
+    from hedging import (
+        BlackScholesDelta,
+        Entropic,
+        EuropeanOption,
+        HedgingProblem,
+        TransactionCosts,
+        WhalleyWilmott,
+    )
+    from hedging import evaluate as evaluate_pnl
+    from riskengine.models import GBM
+
+    print("Whalley–Wilmott price excess against eps (no training)", flush=True)
+    paths = 8192 if quick else 49152
+    for steps in (30, 240):
+        for a in (100.0, 1000.0):
+            def problem(c, steps=steps):
+                return HedgingProblem(model=GBM(sigma=0.2), derivative=EuropeanOption(strike=1.0, maturity=30 / 365),
+                                      spot=1.0, steps=steps, costs=TransactionCosts(proportional=(c,)))
+
+            objective, key = Entropic(a), jax.random.key(1)
+            p0 = objective.price(evaluate_pnl({"d": BlackScholesDelta()}, problem(0.0), key=key, num_paths=paths)["d"])
+            excess = [objective.price(evaluate_pnl({"w": WhalleyWilmott(cost=c, risk_aversion=a)}, problem(c), key=key,
+                                                   num_paths=paths)["w"]) - p0 for c in SCALING_COSTS]
+            slope = float(np.polyfit(np.log(SCALING_COSTS), np.log(np.maximum(excess, 1e-12)), 1)[0])
+            check(rows, f"WW sweep: slope, {steps} dates, a = {a:g}", slope, "2/3", "reported only", True)
+
+
+def markdown(rows: list) -> str:
+    lines = ["| check | ours | reference | tolerance | ok |", "| --- | --- | --- | --- | --- |"]
+    for r in rows:
+        lines.append(f"| {r['check']} | {r['ours']:.6g} | {r['reference']} | {r['tolerance']} | "
+                     f"{'yes' if r['ok'] else 'NO'} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", default="ntb,heston,scaling", help="comma-separated: ntb, heston, scaling, ww_sweep")
+    parser.add_argument("--quick", action="store_true", help="few paths and epochs: a smoke run, not a reproduction")
+    parser.add_argument("--out", default="out/hedge_reproductions")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    rows: list = []
+    parts = {"ntb": ntb, "heston": heston, "scaling": scaling, "ww_sweep": ww_sweep}
+    started = time.perf_counter()
+    for name in args.only.split(","):
+        parts[name.strip()](out, args.quick, rows)
+    print(markdown(rows))
+    print(f"total {time.perf_counter() - started:.0f} s")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(rows, indent=2))
+    failed = [r["check"] for r in rows if not r["ok"]]
+    if failed:
+        print("OUTSIDE TOLERANCE:", "; ".join(failed))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,127 @@
+"""Daily price history: the bundled closes (``configs/data/history.csv``) or a user's own
+OHLCV file, CSV or parquet.
+
+Accepted layouts (column names are case-insensitive; the date column is one of ``date``,
+``day``, ``timestamp``, ``time``, ``datetime``):
+
+- *wide*: a date column and one close column per asset (``date,BTC,ETH``);
+- *long*: a date column, an asset column (``asset``, ``symbol`` or ``ticker``) and a
+  ``close`` column (other OHLCV columns are ignored);
+- *single-asset OHLCV*: a date column and ``open,high,low,close,volume``; the ``close`` is
+  the asset's price (give exactly one asset).
+
+Rows are sorted by date; a repeated date (per asset) is an error naming it, as is a
+non-positive or non-numeric close. Dates where any requested asset has no price are dropped
+(their number is reported).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from riskengine.config import ConfigError
+
+__all__ = ["History", "load_history"]
+
+_DATE_NAMES = ("date", "day", "timestamp", "time", "datetime")
+_ASSET_NAMES = ("asset", "symbol", "ticker")
+
+
+@dataclasses.dataclass
+class History:
+    closes: pd.DataFrame  # index: dates (ascending), columns: assets
+    source: str
+    dropped_dates: int
+
+    @property
+    def log_returns(self) -> pd.DataFrame:
+        return np.log(self.closes).diff().iloc[1:]
+
+
+def _read(path: Path, field: str) -> pd.DataFrame:
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        return pd.read_csv(path, comment="#")
+    except FileNotFoundError:
+        raise ConfigError(f"{field}: file not found: {str(path)!r}") from None
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"{field}: cannot read {str(path)!r}: {err}") from None
+
+
+def load_history(path: str | Path, assets: Sequence[str], *, base_dir: Path | None = None,
+                 field: str = "history") -> History:
+    """Daily closes of ``assets`` from ``path`` (relative paths: the current directory, else
+    ``base_dir``)."""
+    p = Path(path)
+    if not (p.is_absolute() or p.exists()) and base_dir is not None:
+        p = Path(base_dir) / p
+    frame = _read(p, field)
+    lower = {str(c).lower(): c for c in frame.columns}
+    date_col = next((lower[n] for n in _DATE_NAMES if n in lower), None)
+    if date_col is None:
+        raise ConfigError(f"{field}: {str(p)!r} has no date column (one of {list(_DATE_NAMES)}); "
+                          f"columns: {list(frame.columns)}")
+    try:
+        dates = pd.to_datetime(frame[date_col], utc=False)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"{field}: column {date_col!r} of {str(p)!r} is not dates: {err}") from None
+    if getattr(dates.dt, "tz", None) is not None:
+        dates = dates.dt.tz_localize(None)
+    dates = dates.dt.normalize()
+    asset_col = next((lower[n] for n in _ASSET_NAMES if n in lower), None)
+    assets = list(assets)
+    if asset_col is not None:  # long format
+        if "close" not in lower:
+            raise ConfigError(f"{field}: {str(p)!r} has an asset column but no 'close' column")
+        long = pd.DataFrame({"date": dates, "asset": frame[asset_col].astype(str),
+                             "close": frame[lower["close"]]})
+        missing = [a for a in assets if a not in set(long["asset"])]
+        if missing:
+            raise ConfigError(f"{field}: no rows for asset {missing[0]!r} in {str(p)!r}; have "
+                              f"{sorted(set(long['asset']))[:20]}")
+        long = long[long["asset"].isin(assets)]
+        dup = long.duplicated(["date", "asset"], keep=False)
+        if dup.any():
+            row = long[dup].iloc[0]
+            raise ConfigError(f"{field}: {str(p)!r} has more than one row for {row['asset']} on "
+                              f"{row['date'].date()}")
+        wide = long.pivot(index="date", columns="asset", values="close")
+    else:
+        if "close" in lower and not any(a in frame.columns for a in assets):
+            if len(assets) != 1:
+                raise ConfigError(f"{field}: {str(p)!r} is a single-asset OHLCV file; give exactly "
+                                  f"one asset (got {assets})")
+            wide = pd.DataFrame({assets[0]: frame[lower["close"]].to_numpy()}, index=dates)
+        else:
+            missing = [a for a in assets if a not in frame.columns]
+            if missing:
+                raise ConfigError(f"{field}: no column {missing[0]!r} in {str(p)!r}; have "
+                                  f"{[c for c in frame.columns if c != date_col]}")
+            wide = pd.DataFrame({a: frame[a].to_numpy() for a in assets}, index=dates)
+        dup = wide.index.duplicated(keep=False)
+        if dup.any():
+            raise ConfigError(f"{field}: {str(p)!r} has more than one row for {wide.index[dup][0].date()}")
+    wide = wide[assets].sort_index()
+    for a in assets:
+        col = pd.to_numeric(wide[a], errors="coerce")
+        bad = col.isna() & wide[a].notna()
+        if bad.any():
+            raise ConfigError(f"{field}: close of {a} on {wide.index[bad][0].date()} is not a number "
+                              f"({wide[a][bad].iloc[0]!r})")
+        nonpos = col <= 0
+        if nonpos.any():
+            raise ConfigError(f"{field}: close of {a} on {wide.index[nonpos][0].date()} is not "
+                              f"positive ({col[nonpos].iloc[0]!r})")
+        wide[a] = col.astype(float)
+    before = len(wide)
+    wide = wide.dropna()
+    wide.index.name = "date"
+    if len(wide) < 3:
+        raise ConfigError(f"{field}: {str(p)!r} has {len(wide)} dates with prices for all of {assets}")
+    return History(closes=wide, source=str(p), dropped_dates=before - len(wide))

@@ -1,0 +1,503 @@
+"""The ``backtest`` job: a walk-forward test of the allocation on daily history.
+
+```yaml
+job: backtest
+history: data/history.csv          # wide closes, long format, or one asset's OHLCV (CSV/parquet)
+assets: [BTC, ETH]
+window_days: 365                   # estimation window (returns)
+rebalance_days: 7
+forecast: {method: garch}          # or rolling; garch: {kind: garch|gjr, dist: normal|t}
+simulate: {paths: 5000, seed: 1}
+objective: {type: min_cvar, alpha: 0.95}
+constraints: {long_only: true, budget: 1.0, max_weight: 0.8}
+costs: {proportional: 0.001}       # fraction of the traded notional
+var_level: 0.99
+```
+
+At every rebalance date ``k`` (every ``rebalance_days`` after the first ``window_days``
+returns) the model is re-estimated on the last ``window_days`` daily log returns, one-day
+scenarios are simulated with riskengine (correlated standard normal shocks from
+``simulate_paths``, keyed ``fold_in(key(seed), rebalance_index)``; the correlation is that of
+the window's standardised returns), turned into one-day simple returns with the model's
+marginals, and the allocator picks the weights; the book trades to them at that day's close
+paying ``costs.proportional`` times the traded notional. Between rebalances the positions
+are held (weights drift with prices). Every day the one-day VaR of the current positions is
+forecast from the same shocks, scaled by the day's volatility forecast: GARCH's filtered
+``sigma_{t+1}`` (parameters refitted at each rebalance, the filter run daily) or the
+rolling-window standard deviation up to that day. The realised portfolio return (before
+costs) is compared with that VaR: exceedances, Kupiec and Christoffersen tests. The same
+is done for the equal-weight and inverse-volatility baselines (same dates, costs, VaR
+method).
+
+Outputs: ``summary.json`` (per strategy: final equity, annualised return and volatility,
+Sharpe, maximum drawdown, turnover and costs, VaR exceedances and tests), ``equity.parquet``
+(one row per day: per strategy equity, return, forecast VaR, exceedance, turnover; the
+strategy's weights), ``weights.parquet`` (targets at each rebalance) and ``report.html``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from pydantic import Field, model_validator
+from scipy import stats
+
+from riskengine.allocation import SolverSettings, allocate
+from riskengine.calibration.garch import fit_garch
+from riskengine.config import ConfigError, Strict
+from riskengine.history import load_history
+from riskengine.jobs.allocate import ConstraintsConfig, ObjectiveConfig, build_problem
+from riskengine.report import Report, write_json, write_parquet
+from riskengine.risk import (
+    christoffersen_coverage_test,
+    christoffersen_independence_test,
+    kupiec_test,
+)
+
+DAYS_PER_YEAR = 365
+STRATEGIES = ("strategy", "equal_weight", "inverse_vol")
+
+
+class ForecastConfig(Strict):
+    method: Literal["garch", "rolling"] = "garch"
+    kind: Literal["garch", "gjr"] = "garch"
+    dist: Literal["normal", "t"] = "normal"
+    mean: Literal["zero", "sample"] = "zero"
+
+
+class GarchFrom(Strict):
+    """``{from: DIR}`` or ``{from: {ASSET: DIR}}``: GARCH/GJR parameters written by calibrate
+    jobs (``model: {name: garch | gjr_garch}``), kept fixed; only the variance filter runs.
+    A single DIR applies to every asset; assets not named are refitted at each rebalance."""
+
+    from_: str | dict[str, str] = Field(alias="from")
+
+
+class SimulateConfig(Strict):
+    paths: int = Field(default=5000, ge=100)
+    seed: int = Field(default=0, ge=0)
+
+
+class CostsConfig(Strict):
+    proportional: float = Field(default=0.001, ge=0, lt=1, allow_inf_nan=False)
+
+
+class Config(Strict):
+    job: Literal["backtest"]
+    history: str = Field(min_length=1)
+    assets: list[str] = Field(min_length=1)
+    window_days: int = Field(default=365, ge=30)
+    rebalance_days: int = Field(default=7, ge=1)
+    start: datetime.date | None = None  # first decision on or after this date (default: after the window)
+    end: datetime.date | None = None  # last day of the history used
+    forecast: ForecastConfig = ForecastConfig()
+    model: GarchFrom | None = None
+    simulate: SimulateConfig = SimulateConfig()
+    objective: ObjectiveConfig = ObjectiveConfig()
+    constraints: ConstraintsConfig = ConstraintsConfig()
+    costs: CostsConfig = CostsConfig()
+    var_level: float = Field(default=0.99, gt=0.5, lt=1.0)
+    dtype: Literal["float32", "float64"] = "float32"
+
+    @model_validator(mode="after")
+    def _checks(self) -> Config:
+        if len(set(self.assets)) != len(self.assets):
+            raise ValueError(f"assets: repeated name in {self.assets}")
+        if self.forecast.method == "garch" and self.window_days < 100:
+            raise ValueError(f"window_days: GARCH needs at least 100 returns (got {self.window_days})")
+        if self.model is not None and self.forecast.method != "garch":
+            raise ValueError("model.from: calibrated GARCH parameters need forecast.method: garch")
+        if self.model is not None and isinstance(self.model.from_, dict):
+            unknown = sorted(set(self.model.from_) - set(self.assets))
+            if unknown:
+                raise ValueError(f"model.from.{unknown[0]}: not one of the assets {self.assets}")
+        if self.constraints.current_weights is not None:
+            raise ValueError("constraints.current_weights: not used by the backtest (the current "
+                             "weights are the book's drifted weights at each rebalance)")
+        return self
+
+
+def apply_overrides(data: dict[str, Any], *, paths: int | None, seed: int | None) -> dict[str, Any]:
+    """``--paths``/``--seed`` set ``simulate.paths``/``simulate.seed``."""
+    data = dict(data)
+    sim = dict(data.get("simulate") or {})
+    if paths is not None:
+        sim["paths"] = paths
+    if seed is not None:
+        sim["seed"] = seed
+    data["simulate"] = sim
+    return data
+
+
+# --- forecasting -------------------------------------------------------------------------------
+
+class _Forecaster:
+    """Volatility and marginal model of each asset, refitted at a rebalance."""
+
+    def __init__(self, config: Config, window: np.ndarray, fixed: list | None = None):
+        self.method = config.forecast.method
+        self.dist = config.forecast.dist
+        n = window.shape[1]
+        self.mean = window.mean(axis=0) if config.forecast.mean == "sample" else np.zeros(n)
+        self.nu = np.full(n, np.inf)
+        if self.method == "garch":
+            self.params = []
+            resid = np.empty_like(window)
+            self.var_next = np.empty(n)
+            self.kinds = []
+            self.dists = []
+            for j in range(n):
+                given = fixed[j] if fixed is not None else None
+                if given is not None:  # calibrated parameters: run the filter only
+                    p, kind, dist = dict(given.params), given.kind, given.dist
+                    var, var_next = given.filter(window[:, j])
+                    cond_vol = np.sqrt(var)
+                else:
+                    fit = fit_garch(window[:, j], kind=config.forecast.kind, dist=config.forecast.dist)
+                    p, kind, dist = fit.params, config.forecast.kind, config.forecast.dist
+                    cond_vol, var_next = fit.conditional_vol, fit.next_variance
+                if kind != "gjr":
+                    p["gamma"] = 0.0
+                self.params.append(p)
+                self.kinds.append(kind)
+                self.dists.append(dist)
+                resid[:, j] = (window[:, j] - p["mu"]) / cond_vol
+                self.var_next[j] = var_next
+                if dist == "t":
+                    self.nu[j] = p["nu"]
+                if config.forecast.mean == "sample":
+                    self.mean[j] = p["mu"]
+            self.vol = np.sqrt(self.var_next)
+            self.corr = np.corrcoef(resid, rowvar=False) if n > 1 else np.ones((1, 1))
+        else:
+            self.vol = window.std(axis=0, ddof=1)
+            self.corr = np.corrcoef(window, rowvar=False) if n > 1 else np.ones((1, 1))
+
+    def update(self, realised: np.ndarray, rolling_vol: np.ndarray) -> None:
+        """Move to the next day's volatility forecast after observing ``realised`` returns."""
+        if self.method == "garch":
+            for j, p in enumerate(self.params):
+                eps = realised[j] - p["mu"]
+                gamma = p.get("gamma", 0.0)
+                self.var_next[j] = (p["omega"] + (p["alpha"] + gamma * (eps < 0)) * eps * eps
+                                    + p["beta"] * self.var_next[j])
+            self.vol = np.sqrt(self.var_next)
+        else:
+            self.vol = rolling_vol
+
+    def marginals(self, z: np.ndarray) -> np.ndarray:
+        """Unit-variance shocks with the model's marginal law from standard normals ``z``."""
+        if self.method == "rolling" or not np.any(np.isfinite(self.nu)):
+            return z
+        u = np.clip(stats.norm.cdf(z), 1e-12, 1 - 1e-12)
+        t = stats.t.ppf(u, np.where(np.isfinite(self.nu), self.nu, 1e6)) * np.sqrt(
+            np.where(np.isfinite(self.nu), (self.nu - 2.0) / self.nu, 1.0))
+        return np.where(np.isfinite(self.nu), t, z)
+
+    def scenarios(self, shocks: np.ndarray) -> np.ndarray:
+        """One-day simple returns ``[paths, assets]`` for the current volatility forecast."""
+        return np.expm1(self.mean + self.vol * shocks)
+
+
+def _independent_normals(*, assets: int, paths: int, rebalances: int, key, dtype) -> np.ndarray:
+    """``[rebalances, paths, assets]`` independent standard normals simulated by riskengine in
+    one call (GBM with sigma 1 over one year at rate 0 has ``log_return = -1/2 + W_1``);
+    rebalance ``k`` takes paths ``k * paths ...``, i.e. its own blocks ``fold_in(key, b)``."""
+    from riskengine.models import GBM, CorrelatedAssets
+    from riskengine.simulate import DEFAULT_BLOCK_SIZE, simulate_paths
+
+    per = -(-paths // DEFAULT_BLOCK_SIZE) * DEFAULT_BLOCK_SIZE  # whole blocks per rebalance
+    models = CorrelatedAssets.from_correlation([GBM(sigma=1.0) for _ in range(assets)])
+    obs = simulate_paths(models, key=key, times=[1.0], num_paths=per * rebalances,
+                         steps_per_year=1, dtype=dtype)
+    z = np.asarray(obs.log_return[0], np.float64) + 0.5
+    return z.reshape(rebalances, per, assets)[:, :paths]
+
+
+def _correlate(z: np.ndarray, corr: np.ndarray) -> np.ndarray:
+    """Shocks with correlation ``corr`` (made positive semi-definite if a sample matrix is
+    slightly off) from independent standard normals ``z[paths, assets]``."""
+    from riskengine.models.correlated import correlation_factor
+
+    corr = np.clip((corr + corr.T) / 2, -1.0, 1.0)
+    np.fill_diagonal(corr, 1.0)
+    vals, vecs = np.linalg.eigh(corr)
+    if vals.min() < 1e-10:
+        corr = (vecs * np.clip(vals, 1e-10, None)) @ vecs.T
+        d = np.sqrt(np.diag(corr))
+        corr = corr / np.outer(d, d)
+    return z @ correlation_factor(corr).T
+
+
+# --- the walk-forward ----------------------------------------------------------------------------
+
+def _var(scenario_returns: np.ndarray, weights: np.ndarray, level: float) -> float:
+    from riskengine.risk import value_at_risk
+
+    return float(value_at_risk(scenario_returns @ weights, level=level))
+
+
+def run(config: Config, out: Path, *, progress=None, base_dir: Path | None = None) -> dict:
+    started = time.perf_counter()
+    history = load_history(config.history, config.assets, base_dir=base_dir)
+    closes = history.closes
+    if config.end is not None:
+        closes = closes[closes.index <= pd.Timestamp(config.end)]
+    names = list(config.assets)
+    n = len(names)
+    log_ret = np.log(closes.to_numpy()).T
+    log_ret = np.diff(log_ret, axis=1).T  # [days, assets]; return t is from close t to t+1
+    simple = np.expm1(log_ret)
+    dates = closes.index[1:]
+    first = config.window_days
+    if config.start is not None:
+        first = max(first, int(np.searchsorted(dates, pd.Timestamp(config.start))))
+    if first >= len(dates) - 1:
+        raise ConfigError(f"window_days: {config.window_days} returns leave no day to test in "
+                          f"{len(dates)} returns of {history.source}")
+    objective, constraints = build_problem(config, names)
+    if constraints.budget is None:
+        raise ConfigError("constraints.budget: the backtest needs a budget (fraction of equity invested)")
+    budget = float(constraints.budget)
+    dtype = jnp.float64 if config.dtype == "float64" else jnp.float32
+    settings = SolverSettings(dtype=dtype)
+    base_key = jax.random.key(config.simulate.seed)
+    rolling_std = pd.DataFrame(log_ret).rolling(config.window_days).std().to_numpy()
+    fixed = None
+    if config.model is not None:
+        from riskengine.calibration import load_garch
+
+        spec = config.model.from_
+        dirs = {a: spec for a in names} if isinstance(spec, str) else spec
+        loaded = {}
+        for a, d in dirs.items():
+            try:
+                loaded[a] = load_garch(d, base_dir=base_dir)
+            except ConfigError as err:
+                raise ConfigError(f"model.from: {str(err).removeprefix('garch from: ')}") from None
+        fixed = [loaded.get(a) for a in names]
+
+    days = range(first - 1, len(dates) - 1)  # decision at close of day d, realised on day d+1
+    num_days = len(days)
+    normals = _independent_normals(assets=n, paths=config.simulate.paths,
+                                   rebalances=-(-num_days // config.rebalance_days), key=base_key,
+                                   dtype=dtype)
+    weights = {s: np.zeros(n) for s in STRATEGIES}
+    equity = {s: 1.0 for s in STRATEGIES}
+    rec = {s: {"equity": [], "return": [], "var": [], "turnover": [], "cost": []} for s in STRATEGIES}
+    strategy_weights = []
+    targets = []
+    forecaster = None
+    shocks = None
+    rebalance_index = 0
+    solve_seconds = 0.0
+    for i, d in enumerate(days):
+        rebalance = i % config.rebalance_days == 0
+        if rebalance:
+            window = log_ret[d + 1 - config.window_days: d + 1]
+            forecaster = _Forecaster(config, window, fixed)
+            shocks = forecaster.marginals(_correlate(normals[rebalance_index], forecaster.corr))
+        elif forecaster is not None:
+            forecaster.update(log_ret[d], rolling_std[d])
+        scen = forecaster.scenarios(shocks)
+        if rebalance:
+            t0 = time.perf_counter()
+            c = constraints
+            if c.max_turnover is not None:
+                c = type(c)(**{**c.__dict__, "current": weights["strategy"].copy()})
+            try:
+                result = allocate(scen, objective, c, names=names, settings=settings)
+            except ConfigError as err:
+                field, _, problem = str(err).partition(": ")
+                raise ConfigError(f"{field}: at the rebalance of {dates[d].date()}: {problem}") from None
+            solve_seconds += time.perf_counter() - t0
+            inv = 1.0 / np.maximum(forecaster.vol, 1e-12)
+            new = {"strategy": result.weights,
+                   "equal_weight": np.full(n, budget / n),
+                   "inverse_vol": budget * inv / inv.sum()}
+            targets.append({"date": dates[d],
+                            **{f"{s}_{a}": float(new[s][j]) for s in STRATEGIES for j, a in enumerate(names)},
+                            **{f"forecast_vol_{a}": float(forecaster.vol[j]) for j, a in enumerate(names)}})
+            rebalance_index += 1
+        realised = simple[d + 1]
+        for s in STRATEGIES:
+            traded = 0.0
+            if rebalance:
+                traded = float(np.sum(np.abs(new[s] - weights[s])))
+                weights[s] = new[s].copy()
+            cost = config.costs.proportional * traded
+            var = _var(scen, weights[s], config.var_level)
+            gross = float(weights[s] @ realised)
+            equity[s] *= (1.0 - cost) * (1.0 + gross)
+            # weights drift with prices (the uninvested rest is cash at 0%)
+            grown = weights[s] * (1.0 + realised)
+            weights[s] = grown / (1.0 + gross)
+            r = rec[s]
+            r["equity"].append(equity[s])
+            r["return"].append(gross)
+            r["var"].append(var)
+            r["turnover"].append(traded)
+            r["cost"].append(cost)
+        strategy_weights.append(weights["strategy"].copy())
+        if progress is not None:
+            progress(i + 1, num_days)
+
+    out_dates = dates[first:first + num_days]
+    frame = {"date": out_dates}
+    for s in STRATEGIES:
+        for k, v in rec[s].items():
+            frame[f"{s}_{k}"] = np.asarray(v)
+        frame[f"{s}_exceedance"] = np.asarray(rec[s]["return"]) < -np.asarray(rec[s]["var"])
+    sw = np.asarray(strategy_weights)
+    for j, a in enumerate(names):
+        frame[f"strategy_weight_{a}"] = sw[:, j]
+    table = pd.DataFrame(frame)
+    summary = {
+        "job": "backtest",
+        "history": history.source,
+        "assets": names,
+        "period": {"first": str(out_dates[0].date()), "last": str(out_dates[-1].date()),
+                   "days": num_days},
+        "paths": config.simulate.paths,
+        "rebalances": rebalance_index,
+        "rebalance_days": config.rebalance_days,
+        "window_days": config.window_days,
+        "forecast": config.forecast.model_dump(),
+        "calibrated_model": (None if fixed is None else
+                             {a: (None if g is None else {"source": g.source, "kind": g.kind, "dist": g.dist,
+                                                          "params": g.params})
+                              for a, g in zip(names, fixed, strict=True)}),
+        "objective": config.objective.model_dump(),
+        "costs": config.costs.model_dump(),
+        "var_level": config.var_level,
+        "dropped_dates": history.dropped_dates,
+        "strategies": {s: _metrics(table, s, config.var_level) for s in STRATEGIES},
+        "solve_seconds": solve_seconds,
+    }
+    write_parquet(out / "equity.parquet", table)
+    write_parquet(out / "weights.parquet", pd.DataFrame(targets))
+    summary["seconds"] = time.perf_counter() - started
+    _report(summary, table, names).write(out / "report.html")
+    write_json(out / "summary.json", summary)
+    return summary
+
+
+def _lr(test) -> dict:
+    return {"statistic": float(test.statistic), "p_value": float(test.p_value), "dof": int(test.dof)}
+
+
+def _metrics(table: pd.DataFrame, s: str, level: float) -> dict:
+    eq = table[f"{s}_equity"].to_numpy()
+    ret = eq / np.concatenate([[1.0], eq[:-1]]) - 1.0  # net of costs
+    days = len(eq)
+    years = days / DAYS_PER_YEAR
+    vol = float(np.std(ret, ddof=1) * math.sqrt(DAYS_PER_YEAR))
+    mean_ann = float(np.mean(ret) * DAYS_PER_YEAR)
+    peak = np.maximum.accumulate(np.concatenate([[1.0], eq]))
+    drawdown = 1.0 - np.concatenate([[1.0], eq]) / peak
+    hits = table[f"{s}_exceedance"].to_numpy()
+    turnover = table[f"{s}_turnover"].to_numpy()
+    return {
+        "final_equity": float(eq[-1]),
+        "annualised_return": float(eq[-1] ** (1.0 / years) - 1.0),
+        "annualised_vol": vol,
+        "sharpe": mean_ann / vol if vol > 0 else None,
+        "max_drawdown": float(drawdown.max()),
+        "turnover": float(turnover.sum()),
+        "turnover_annualised": float(turnover.sum() / years),
+        "costs": float(table[f"{s}_cost"].sum()),
+        "var": {
+            "level": level,
+            "days": days,
+            "exceedances": int(hits.sum()),
+            "expected_exceedances": (1.0 - level) * days,
+            "rate": float(hits.mean()),
+            "mean_forecast_var": float(table[f"{s}_var"].mean()),
+            "kupiec": _lr(kupiec_test(hits, level=level)),
+            "christoffersen_independence": _lr(christoffersen_independence_test(hits)),
+            "christoffersen_coverage": _lr(christoffersen_coverage_test(hits, level=level)),
+        },
+    }
+
+
+def _report(summary: dict, table: pd.DataFrame, names: list[str]) -> Report:
+    st = summary["strategies"]
+    report = Report(f"Walk-forward backtest — {', '.join(names)}")
+    s = st["strategy"]
+    report.facts({
+        "final equity": f"{s['final_equity']:.3f}",
+        "annualised return": f"{100 * s['annualised_return']:.1f}%",
+        "Sharpe": f"{s['sharpe']:.2f}" if s["sharpe"] is not None else "—",
+        "max drawdown": f"{100 * s['max_drawdown']:.1f}%",
+        f"VaR {summary['var_level']:g} exceedances": f"{s['var']['exceedances']} / {s['var']['expected_exceedances']:.1f} expected",
+        "Kupiec p": f"{s['var']['kupiec']['p_value']:.3f}",
+    })
+    f = summary["forecast"]
+    report.paragraph(
+        f"{summary['period']['first']} to {summary['period']['last']} ({summary['period']['days']} days) "
+        f"from {summary['history']}; re-estimated ({f['method']}"
+        f"{', ' + f['kind'] + '/' + f['dist'] if f['method'] == 'garch' else ''}) on "
+        f"{summary['window_days']} days and rebalanced every {summary['rebalance_days']} days "
+        f"({summary['rebalances']} rebalances); {summary['paths']} simulated one-day scenarios per "
+        f"rebalance; objective {summary['objective']['type']} at {summary['objective']['alpha']}; "
+        f"proportional costs {summary['costs']['proportional']:g}.")
+    rows = []
+    for k, m in st.items():
+        v = m["var"]
+        rows.append({
+            "strategy": k, "final equity": m["final_equity"], "ann. return": m["annualised_return"],
+            "ann. vol": m["annualised_vol"], "Sharpe": m["sharpe"] if m["sharpe"] is not None else np.nan,
+            "max drawdown": m["max_drawdown"], "turnover / yr": m["turnover_annualised"], "costs": m["costs"],
+            "exceedances": v["exceedances"], "expected": v["expected_exceedances"],
+            "Kupiec p": v["kupiec"]["p_value"], "Christoffersen ind. p": v["christoffersen_independence"]["p_value"],
+            "cond. coverage p": v["christoffersen_coverage"]["p_value"],
+        })
+    rows = pd.DataFrame(rows)
+    report.heading("Strategy and baselines")
+    report.table(rows, float_format="{:.4g}", highlight=rows["cond. coverage p"] < 0.05)
+    fig, axes = plt.subplots(2, 1, figsize=(10, 6), sharex=True, gridspec_kw={"height_ratios": [2, 1]})
+    for k in st:
+        eq = table[f"{k}_equity"]
+        axes[0].plot(table["date"], eq, label=k, lw=1.2)
+        axes[1].plot(table["date"], 1 - eq / np.maximum.accumulate(np.maximum(eq, 1.0)), lw=1.0, label=k)
+    axes[0].set_yscale("log")
+    axes[0].set_ylabel("equity (log)")
+    axes[1].set_ylabel("drawdown")
+    axes[1].invert_yaxis()
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    report.figure(fig, alt="Equity curves and drawdowns of the strategy and the baselines")
+    report.heading(f"Realised return against the forecast one-day VaR {summary['var_level']:g}")
+    fig, ax = plt.subplots(figsize=(10, 3.6))
+    ax.plot(table["date"], table["strategy_return"], lw=0.6, color="tab:blue", label="realised return")
+    ax.plot(table["date"], -table["strategy_var"], lw=1.0, color="tab:red", label="-VaR forecast")
+    hits = table["strategy_exceedance"]
+    ax.plot(table["date"][hits], table["strategy_return"][hits], "x", color="k", label="exceedance")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    report.figure(fig, alt="Daily realised return of the strategy with its forecast VaR and the exceedances")
+    fig, ax = plt.subplots(figsize=(10, 2.8))
+    ax.stackplot(table["date"], *[table[f"strategy_weight_{a}"] for a in names], labels=names)
+    ax.set_ylabel("weights")
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    report.figure(fig, alt="The strategy's weights over time")
+    report.paragraph(
+        "Exceedance: realised portfolio return (before costs) below minus the forecast VaR. Kupiec: "
+        "proportion of failures (chi2, 1 dof); Christoffersen: independence of consecutive "
+        "exceedances (chi2, 1 dof) and conditional coverage (chi2, 2 dof); small p-values reject "
+        "the VaR model. Returns are net of costs in the equity curve; Sharpe uses a zero rate; "
+        "annualisation by 365 days.", note=True)
+    return report
