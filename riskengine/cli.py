@@ -23,21 +23,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from riskengine.config import ConfigError, load_yaml, validate
+from riskengine.config import ConfigError, load_yaml, override_section, validate
 
 EXIT_BAD_INPUT = 2
 
 
 def _apply_overrides(data: dict[str, Any], *, paths: int | None, seed: int | None) -> dict[str, Any]:
-    data = dict(data)
-    if paths is not None or seed is not None:
-        mc = dict(data.get("mc") or {})
-        if paths is not None:
-            mc["paths"] = paths
-        if seed is not None:
-            mc["seed"] = seed
-        data["mc"] = mc
-    return data
+    return override_section(data, "mc", paths=paths, seed=seed)
 
 
 def _progress_bar(enabled: bool):

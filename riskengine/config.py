@@ -22,6 +22,20 @@ from pydantic import (
 from riskengine.models import MODELS, build_model, parameter_names
 
 
+def override_section(data: dict[str, Any], section: str, *, paths: int | None, seed: int | None) -> dict[str, Any]:
+    """``data`` with ``section.paths`` / ``section.seed`` replaced where given (the CLI's
+    ``--paths`` / ``--seed``)."""
+    data = dict(data)
+    if paths is not None or seed is not None:
+        part = dict(data.get(section) or {})
+        if paths is not None:
+            part["paths"] = paths
+        if seed is not None:
+            part["seed"] = seed
+        data[section] = part
+    return data
+
+
 class ConfigError(ValueError):
     """Bad user input: the message is one line naming the field and the value."""
 

@@ -43,7 +43,9 @@ class History:
         return np.log(self.closes).diff().iloc[1:]
 
 
-def _read(path: Path, field: str) -> pd.DataFrame:
+def read_table(path: Path, field: str) -> pd.DataFrame:
+    """A CSV (``#`` comments allowed) or parquet table; unreadable files give a ConfigError
+    naming ``field``."""
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             return pd.read_parquet(path)
@@ -61,7 +63,7 @@ def load_history(path: str | Path, assets: Sequence[str], *, base_dir: Path | No
     p = Path(path)
     if not (p.is_absolute() or p.exists()) and base_dir is not None:
         p = Path(base_dir) / p
-    frame = _read(p, field)
+    frame = read_table(p, field)
     lower = {str(c).lower(): c for c in frame.columns}
     date_col = next((lower[n] for n in _DATE_NAMES if n in lower), None)
     if date_col is None:

@@ -18,6 +18,7 @@ import pandas as pd
 
 from riskengine.allocation.problem import check_returns
 from riskengine.config import ConfigError
+from riskengine.history import read_table
 
 __all__ = ["load_table", "load_run_dir", "simulate_returns", "resolve_path"]
 
@@ -30,17 +31,6 @@ def resolve_path(path: str | Path, base_dir: Path | None) -> Path:
     if p.is_absolute() or p.exists() or base_dir is None:
         return p
     return Path(base_dir) / p
-
-
-def _read_frame(path: Path, field: str) -> pd.DataFrame:
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        return pd.read_csv(path, comment="#")
-    except FileNotFoundError:
-        raise ConfigError(f"{field}: file not found: {str(path)!r}") from None
-    except (OSError, ValueError) as err:
-        raise ConfigError(f"{field}: cannot read {str(path)!r}: {err}") from None
 
 
 def _numeric(frame: pd.DataFrame, field: str, columns: Sequence[str] | None, source: str):
@@ -75,7 +65,7 @@ def load_table(path: str | Path, *, base_dir: Path | None = None, columns: Seque
     numeric columns are assets or strategies (a ``scenario``/``path`` index column is
     ignored)."""
     p = resolve_path(path, base_dir)
-    values, names = _numeric(_read_frame(p, field), field, columns, repr(str(p)))
+    values, names = _numeric(read_table(p, field), field, columns, repr(str(p)))
     return values, names, f"table {p}"
 
 
@@ -101,7 +91,7 @@ def load_run_dir(run_dir: str | Path, *, base_dir: Path | None = None, horizon_d
     if job not in ("hedge", "stress"):
         raise ConfigError(f"{field}: {str(d)!r} holds a {job!r} run; expected the output of a hedge "
                           f"or stress job")
-    frame = _read_frame(pnl_path, field)
+    frame = read_table(pnl_path, field)
     if job == "stress" and not columns:
         horizons = summary.get("horizons_days") or sorted(
             {int(c[4:].split("d")[0]) for c in frame.columns if c.startswith("pnl_") and "d" in c[4:]})

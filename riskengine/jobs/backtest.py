@@ -53,7 +53,7 @@ from scipy import stats
 
 from riskengine.allocation import SolverSettings, allocate
 from riskengine.calibration.garch import fit_garch
-from riskengine.config import ConfigError, Strict
+from riskengine.config import ConfigError, Strict, override_section
 from riskengine.history import load_history
 from riskengine.jobs.allocate import ConstraintsConfig, ObjectiveConfig, build_problem
 from riskengine.report import Report, write_json, write_parquet
@@ -128,14 +128,7 @@ class Config(Strict):
 
 def apply_overrides(data: dict[str, Any], *, paths: int | None, seed: int | None) -> dict[str, Any]:
     """``--paths``/``--seed`` set ``simulate.paths``/``simulate.seed``."""
-    data = dict(data)
-    sim = dict(data.get("simulate") or {})
-    if paths is not None:
-        sim["paths"] = paths
-    if seed is not None:
-        sim["seed"] = seed
-    data["simulate"] = sim
-    return data
+    return override_section(data, "simulate", paths=paths, seed=seed)
 
 
 # --- forecasting -------------------------------------------------------------------------------

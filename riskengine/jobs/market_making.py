@@ -49,7 +49,13 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 
-from riskengine.config import MarketConfig, ModelConfig, Strict, format_validation_error
+from riskengine.config import (
+    MarketConfig,
+    ModelConfig,
+    Strict,
+    format_validation_error,
+    override_section,
+)
 from riskengine.market_making import (
     GLFT,
     ArithmeticMid,
@@ -198,15 +204,7 @@ class Config(Strict):
 
 def apply_overrides(data: dict[str, Any], *, paths: int | None, seed: int | None) -> dict[str, Any]:
     """``--paths`` and ``--seed`` set ``simulation.paths`` and ``simulation.seed``."""
-    data = dict(data)
-    if paths is not None or seed is not None:
-        simulation = dict(data.get("simulation") or {})
-        if paths is not None:
-            simulation["paths"] = paths
-        if seed is not None:
-            simulation["seed"] = seed
-        data["simulation"] = simulation
-    return data
+    return override_section(data, "simulation", paths=paths, seed=seed)
 
 
 def run(config: Config, out: Path, *, progress=None, base_dir: Path | None = None) -> dict:
