@@ -371,3 +371,35 @@ def test_hedge_job_rejects_bad_input(tmp_path, capsys, patch, message):
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_hedge_job_killed_and_resumed_equals_uninterrupted(tmp_path):
+    """`riskengine run --resume` after a kill mid-training gives the uninterrupted result."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    from riskengine.cli import main
+
+    config = {**JOB, "train": {"paths": 2048, "epochs": 3000, "learning_rate": 1e-3, "seed": 3,
+                               "epochs_per_call": 20},
+              "evaluate": {"paths": 4096, "seed": 4, "baselines": []}}
+    path = _write(tmp_path, config)
+    assert main(["run", str(path), "--out", str(tmp_path / "full"), "--no-progress"]) == 0
+    part = tmp_path / "part"
+    saved = tmp_path / "part.checkpoint" / "hedge-train" / "checkpoint.eqx"
+    proc = subprocess.Popen([sys.executable, "-m", "riskengine.cli", "run", str(path), "--out", str(part),
+                             "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not saved.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait()
+    with open(saved, "rb") as f:
+        done = json.loads(f.readline())["done"]
+    assert 0 < done < 3000 and not part.exists()  # killed mid-training, nothing written
+    assert main(["run", str(path), "--out", str(part), "--no-progress", "--resume"]) == 0
+    full = json.loads((tmp_path / "full" / "summary.json").read_text())
+    resumed = json.loads((part / "summary.json").read_text())
+    assert resumed["loss_history"] == full["loss_history"] and resumed["price"] == full["price"]
