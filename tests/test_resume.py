@@ -19,13 +19,19 @@ from riskengine.checkpoint import EXIT_AFTER_ENV, EXIT_CODE
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _run(config: Path, out: Path, *extra: str, exit_after: int | None = None) -> subprocess.CompletedProcess:
+def _env(exit_after: int | None) -> dict[str, str]:
+    """A child's environment: CPU, one device, and the kill-after-k-chunks hook if asked."""
     env = dict(os.environ)
     env["JAX_PLATFORMS"] = "cpu"
     env.pop("XLA_FLAGS", None)
     env.pop(EXIT_AFTER_ENV, None)
     if exit_after is not None:
         env[EXIT_AFTER_ENV] = str(exit_after)
+    return env
+
+
+def _run(config: Path, out: Path, *extra: str, exit_after: int | None = None) -> subprocess.CompletedProcess:
+    env = _env(exit_after)
     return subprocess.run([sys.executable, "-m", "riskengine.cli", "run", str(config), "--out", str(out),
                            "--no-progress", *extra], capture_output=True, text=True, env=env, cwd=ROOT, timeout=900)
 
@@ -35,12 +41,7 @@ def _chunk_files(folder: Path) -> list[Path]:
 
 
 def _child(out: Path, checkpoint: Path, *extra: str, exit_after: int | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env["JAX_PLATFORMS"] = "cpu"
-    env.pop("XLA_FLAGS", None)
-    env.pop(EXIT_AFTER_ENV, None)
-    if exit_after is not None:
-        env[EXIT_AFTER_ENV] = str(exit_after)
+    env = _env(exit_after)
     # the stress job's Monte Carlo on the bundled book (GBM per underlying: cheap to compile);
     # 4 chunks per pass: per-path P&L, then the Euler contributions
     mc = json.dumps({"paths": 4000, "seed": 2, "chunk_paths": 1024})
