@@ -1,12 +1,16 @@
-"""The derivative a desk is short and hedges: a European option (payoff, Black–Scholes
-price, delta and gamma used by the baselines and features)."""
+"""The derivative a desk is short and hedges: a European option (payoff, and the
+Black–Scholes delta and gamma the baselines and features use, from
+:func:`riskengine.analytic.black_scholes_greeks`)."""
 
 from __future__ import annotations
 
 import equinox as eqx
 import jax.numpy as jnp
-from jax.scipy.special import ndtr
 from jaxtyping import Array, Float
+
+from riskengine.analytic.black_scholes import black_scholes_greeks
+
+_MIN_STD = 1e-12  # floor on vol * sqrt(tau): a path whose variance hit zero keeps finite Greeks
 
 
 class EuropeanOption(eqx.Module):
@@ -20,29 +24,18 @@ class EuropeanOption(eqx.Module):
         sign = 1.0 if self.is_call else -1.0
         return jnp.maximum(sign * (spot - self.strike), 0.0)
 
-    def _d1(self, spot, tau, vol, rate):
-        tau = jnp.maximum(tau, 1e-12)
-        std = jnp.maximum(vol * jnp.sqrt(tau), 1e-12)
-        return (jnp.log(spot / self.strike) + (rate + 0.5 * vol * vol) * tau) / std, std
+    def _greeks(self, spot, tau, vol, rate):
+        vol = jnp.maximum(vol, _MIN_STD / jnp.sqrt(tau))
+        return black_scholes_greeks(spot=spot, strike=self.strike, maturity=tau, rate=rate, dividend=0.0, vol=vol,
+                                    is_call=self.is_call)
 
     def bs_delta(
         self, spot: Float[Array, "*paths"], *, tau: Float[Array, "*paths"], vol: Float[Array, "*paths"], rate: float
     ) -> Float[Array, "*paths"]:
-        """Black–Scholes delta with time to maturity ``tau`` and volatility ``vol``."""
-        d1, _ = self._d1(spot, tau, vol, rate)
-        return ndtr(d1) if self.is_call else ndtr(d1) - 1.0
+        """Black–Scholes delta with time to maturity ``tau`` (> 0) and volatility ``vol``."""
+        return self._greeks(spot, tau, vol, rate)["delta"]
 
     def bs_gamma(
         self, spot: Float[Array, "*paths"], *, tau: Float[Array, "*paths"], vol: Float[Array, "*paths"], rate: float
     ) -> Float[Array, "*paths"]:
-        d1, std = self._d1(spot, tau, vol, rate)
-        return jnp.exp(-0.5 * d1 * d1) / jnp.sqrt(2.0 * jnp.pi) / (spot * std)
-
-    def bs_price(
-        self, spot: Float[Array, "*paths"], *, tau: Float[Array, "*paths"], vol: Float[Array, "*paths"], rate: float
-    ) -> Float[Array, "*paths"]:
-        d1, std = self._d1(spot, tau, vol, rate)
-        d2 = d1 - std
-        df = jnp.exp(-rate * tau)
-        call = spot * ndtr(d1) - self.strike * df * ndtr(d2)
-        return call if self.is_call else call - spot + self.strike * df
+        return self._greeks(spot, tau, vol, rate)["gamma"]

@@ -48,6 +48,13 @@ def _dense(layer: eqx.nn.Linear, x: Array) -> Array:
     return x @ layer.weight.T + layer.bias
 
 
+def _perceptron(layers: tuple[eqx.nn.Linear, ...], x: Array) -> Array:
+    """ReLU after every layer but the last, on a batch ``[..., in]``."""
+    for layer in layers[:-1]:
+        x = jax.nn.relu(_dense(layer, x))
+    return _dense(layers[-1], x)
+
+
 # --- baselines --------------------------------------------------------------------------------
 
 
@@ -163,10 +170,8 @@ class MLPPolicy(Policy):
         return pre, base
 
     def _rest(self, pre):
-        h = jax.nn.relu(pre)
-        for layer in self.layers[1:-1]:
-            h = jax.nn.relu(_dense(layer, h))
-        return _dense(self.layers[-1], h)
+        """The network after the first layer's pre-activation."""
+        return _perceptron(self.layers[1:], jax.nn.relu(pre))
 
     def decide(self, encoded, carry):
         _, prev_cols = self._columns(carry.shape[1])
@@ -201,10 +206,7 @@ class NoTransactionBandPolicy(Policy):
     def encode(self, view):
         if view.num_instruments != 1:
             raise ValueError("policy.type: the no-transaction band network hedges with the underlying only")
-        h = view.stack(self.features)
-        for layer in self.layers[:-1]:
-            h = jax.nn.relu(_dense(layer, h))
-        width = jax.nn.leaky_relu(_dense(self.layers[-1], h))
+        width = jax.nn.leaky_relu(_perceptron(self.layers, view.stack(self.features)))
         delta = view.delta()
         return delta - width[..., 0], delta + width[..., 1]
 
