@@ -21,6 +21,7 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from hedging.features import MARKET_FEATURES, MarketView, check_features
+from hedging.rollout import recurrent_mlp_rollout
 
 Hedge = Float[Array, "paths instruments"]
 
@@ -41,6 +42,20 @@ class Policy(eqx.Module):
 
     def decide(self, encoded: Any, carry: Any) -> tuple[Hedge, Any]:
         raise NotImplementedError
+
+    def positions(self, view: MarketView, *, unroll: int | bool) -> Float[Array, "dates paths instruments"]:
+        """The positions on every date: ``encode``, then ``decide`` in a ``lax.scan``. A policy
+        may override this with a faster equivalent."""
+        encoded = self.encode(view)
+        num_dates, num_paths = view.spot.shape
+        carry = self.init_carry(num_paths, view.num_instruments, view.spot.dtype)
+
+        def body(carry, enc_t):
+            hedge, carry = self.decide(enc_t, carry)
+            return carry, hedge
+
+        _, hedges = jax.lax.scan(body, carry, encoded, unroll=unroll)
+        return hedges
 
 
 def _dense(layer: eqx.nn.Linear, x: Array) -> Array:
@@ -184,6 +199,26 @@ class MLPPolicy(Policy):
             hedge = hedge + base
         return hedge, hedge
 
+    def positions(self, view, *, unroll):
+        """With ``prev_hedge`` among the features, the date loop with a hand-written reverse
+        pass (:mod:`hedging.rollout`): the same function and gradients as ``encode``/``decide``
+        in a scan, with fewer and larger kernels."""
+        market_cols, prev_cols = self._columns(view.num_instruments)
+        if not prev_cols:
+            return super().positions(view, unroll=unroll)
+        names = tuple(f for f in self.features if f in MARKET_FEATURES)
+        market = view.stack(names) if names else jnp.zeros(view.spot.shape + (0,), view.spot.dtype)
+        columns = np.asarray(market_cols + prev_cols)
+        weights = tuple(
+            jnp.concatenate([(layer.weight[:, columns] if i == 0 else layer.weight).T, layer.bias[None]], axis=0)
+            for i, layer in enumerate(self.layers)
+        )
+        if self.base == "bs_delta":
+            base = _underlying_only(view.delta(), view.num_instruments)
+        else:
+            base = jnp.zeros(view.spot.shape + (view.num_instruments,), view.spot.dtype)
+        return recurrent_mlp_rollout(weights, market, base, unroll=unroll)
+
 
 class NoTransactionBandPolicy(Policy):
     """The no-transaction band network (Imaki, Imajo, Ito, Minami, Nakagawa 2021): an MLP of
@@ -249,16 +284,7 @@ class RecurrentPolicy(Policy):
 def hedge_positions(
     policy: Policy, view: MarketView, *, unroll: int | bool | None = None
 ) -> Float[Array, "dates paths instruments"]:
-    """The policy's positions on every trading date (a ``lax.scan`` over dates; ``unroll``
-    defaults to the policy's)."""
-    unroll = policy.unroll if unroll is None else unroll
-    encoded = policy.encode(view)
-    num_dates, num_paths = view.spot.shape
-    carry = policy.init_carry(num_paths, view.num_instruments, view.spot.dtype)
+    """The policy's positions on every trading date (a loop over dates; ``unroll`` defaults
+    to the policy's)."""
+    return policy.positions(view, unroll=policy.unroll if unroll is None else unroll)
 
-    def body(carry, enc_t):
-        hedge, carry = policy.decide(enc_t, carry)
-        return carry, hedge
-
-    _, hedges = jax.lax.scan(body, carry, encoded, unroll=unroll)
-    return hedges

@@ -211,6 +211,43 @@ def test_gradients_match_finite_differences(kind):
         assert float(g @ direction) == pytest.approx(float(fd), rel=1e-5, abs=1e-10)
 
 
+@pytest.mark.parametrize("base, instruments, features", [
+    ("none", 1, ["log_moneyness", "time_to_maturity", "volatility", "prev_hedge"]),
+    ("bs_delta", 2, ["prev_hedge", "log_moneyness"]),
+    ("none", 1, ["prev_hedge"]),
+])
+def test_recurrent_mlp_rollout_equals_the_scan_of_decide(base, instruments, features):
+    """The hand-written reverse pass (hedging.rollout) against JAX's differentiation of the
+    plain encode/decide scan: positions and every cotangent (weights, biases, market inputs),
+    float64, to rounding."""
+    from hedging import MarketView, Policy
+
+    model = Heston(v0=0.04, kappa=1.0, theta=0.04, sigma=0.5, rho=-0.7) if instruments == 2 else GBM(sigma=0.2)
+    problem = HedgingProblem(model=model, derivative=EuropeanOption(strike=1.0, maturity=0.08), spot=1.0, steps=7,
+                             instruments=("underlying", "variance_swap")[:instruments], dtype=F64)
+    paths = problem.simulate(jax.random.key(20), 300)
+    view = MarketView.of(problem, paths)
+    policy = MLPPolicy(features, num_instruments=instruments, width=8, depth=3, base=base, key=jax.random.key(21),
+                       dtype=F64)
+    if base != "none":  # give the zero-initialised last layer some weight
+        policy = eqx.tree_at(lambda p: p.layers[-1].weight, policy, 0.3 * jnp.ones_like(policy.layers[-1].weight))
+    weights = jax.random.normal(jax.random.key(22), (7, 300, instruments), F64)
+
+    def scalar(fn):
+        def f(policy, spot):
+            v = eqx.tree_at(lambda v: v.spot, view, spot)
+            return jnp.sum(weights * jnp.sin(3.0 * fn(policy, v)))
+        return f
+
+    fast = scalar(lambda p, v: p.positions(v, unroll=1))
+    plain = scalar(lambda p, v: Policy.positions(p, v, unroll=1))
+    np.testing.assert_allclose(fast(policy, view.spot), plain(policy, view.spot), rtol=1e-13)
+    g_fast = jax.grad(fast, argnums=(0, 1))(policy, view.spot)
+    g_plain = jax.grad(plain, argnums=(0, 1))(policy, view.spot)
+    for a, b in zip(jax.tree.leaves(g_fast), jax.tree.leaves(g_plain), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10, atol=1e-13)
+
+
 # --- training -----------------------------------------------------------------------------------
 
 
