@@ -209,15 +209,14 @@ class MLPPolicy(Policy):
         names = tuple(f for f in self.features if f in MARKET_FEATURES)
         market = view.stack(names) if names else jnp.zeros(view.spot.shape + (0,), view.spot.dtype)
         columns = np.asarray(market_cols + prev_cols)
-        weights = tuple(
-            jnp.concatenate([(layer.weight[:, columns] if i == 0 else layer.weight).T, layer.bias[None]], axis=0)
-            for i, layer in enumerate(self.layers)
+        layers = tuple(
+            ((layer.weight[:, columns] if i == 0 else layer.weight).T, layer.bias) for i, layer in enumerate(self.layers)
         )
         if self.base == "bs_delta":
             base = _underlying_only(view.delta(), view.num_instruments)
         else:
             base = jnp.zeros(view.spot.shape + (view.num_instruments,), view.spot.dtype)
-        return recurrent_mlp_rollout(weights, market, base, unroll=unroll)
+        return recurrent_mlp_rollout(layers, market, base, unroll=unroll)
 
 
 class NoTransactionBandPolicy(Policy):

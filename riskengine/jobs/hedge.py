@@ -51,6 +51,7 @@ class HedgeConfig(Strict):
     substeps: int = Field(default=1, ge=1)  # simulation steps per hedge date
     cost: float | list[float] = 0.0  # proportional, per instrument (one number: the same for all)
     fixed_cost: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    charge_initial_trade: bool = True  # false: setting up the hedge at t_0 is free
 
     @field_validator("instruments")
     @classmethod
@@ -176,7 +177,8 @@ def build_problem(config: Config):
         steps=config.hedge.steps,
         substeps=config.hedge.substeps,
         instruments=tuple(config.hedge.instruments),
-        costs=TransactionCosts(proportional=config.hedge.proportional(), fixed=config.hedge.fixed_cost),
+        costs=TransactionCosts(proportional=config.hedge.proportional(), fixed=config.hedge.fixed_cost,
+                               charge_initial_trade=config.hedge.charge_initial_trade),
         dtype=jnp.dtype(config.train.dtype),
     )
 
