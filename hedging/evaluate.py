@@ -1,19 +1,24 @@
 """Evaluating strategies on many fresh paths: all strategies on the same paths, streamed in
-blocks keyed ``fold_in(key, block)`` so memory stays bounded and the result does not depend
-on how many blocks run per call."""
+blocks keyed ``fold_in(key, block)`` through :func:`riskengine.simulate.stream_blocks`, so
+memory stays bounded, the blocks are split over the local devices and the processes of a
+``jax.distributed`` run, a CLI run checkpoints them for ``--resume``, and the result does not
+depend on any of that."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
 from hedging.pnl import terminal_pnl
 from hedging.policies import Policy
 from hedging.problem import HedgingProblem
+from riskengine.simulate import stream_blocks
 
 EVAL_BLOCK = 16384  # paths per evaluation block
 
@@ -25,30 +30,34 @@ def evaluate(
     key: PRNGKeyArray,
     num_paths: int,
     progress: Callable[[int, int], None] | None = None,
+    devices: int | None = None,
 ) -> dict[str, np.ndarray]:
-    """Terminal P&L (float64 numpy, ``[num_paths]``) of each strategy on the same paths."""
+    """Terminal P&L (float64 numpy, ``[num_paths]``) of each strategy on the same paths.
+
+    ``devices``: local devices the blocks are split over (default: all); one block per
+    device at a time, so memory does not grow with the path count."""
     names = list(strategies)
-    block = _block_fn(problem)
+    arrays, static = eqx.partition((problem, tuple(strategies[n] for n in names)), eqx.is_array)
+
+    def pnl_block(block_key, arrays):
+        problem, policies = eqx.combine(arrays, static)
+        paths = problem.simulate(block_key, EVAL_BLOCK)
+        return jnp.stack([terminal_pnl(p, problem, paths, unroll=1)[0] for p in policies], axis=-1)
+
+    # the checkpoint identity covers the arrays (policy weights, model parameters); the
+    # static part (policy kinds, costs, dates) goes into the stage name
+    fingerprint = hashlib.sha256(repr(jax.tree.structure(static)).encode() + repr(static).encode()).hexdigest()[:12]
     out = {n: np.empty(num_paths, np.float64) for n in names}
-    num_blocks = -(-num_paths // EVAL_BLOCK)
-    policies = tuple(strategies[n] for n in names)
-    for b in range(num_blocks):
-        pnls = jax.device_get(block(policies, jax.random.fold_in(key, b)))
-        lo, hi = b * EVAL_BLOCK, min(num_paths, (b + 1) * EVAL_BLOCK)
-        for n, p in zip(names, pnls, strict=True):
-            out[n][lo:hi] = p[: hi - lo]
-        if progress is not None:
-            progress(hi, num_paths)
+    num_devices = jax.local_device_count() if devices is None else devices
+    for first, per_block in stream_blocks(
+        pnl_block, arrays, key=key, num_paths=num_paths, block_size=EVAL_BLOCK,
+        chunk_paths=EVAL_BLOCK * num_devices, devices=devices, progress=progress, name=f"hedge-pnl-{fingerprint}",
+    ):
+        lo = first * EVAL_BLOCK
+        values = np.asarray(per_block, np.float64).reshape(-1, len(names))[: num_paths - lo]  # [paths, strategies]
+        for i, n in enumerate(names):
+            out[n][lo:lo + len(values)] = values[:, i]
     return out
-
-
-def _block_fn(problem: HedgingProblem):
-    @eqx.filter_jit
-    def block(policies, key):
-        paths = problem.simulate(key, EVAL_BLOCK)
-        return tuple(terminal_pnl(p, problem, paths, unroll=1)[0] for p in policies)
-
-    return block
 
 
 def sample_hedges(policy: Policy, problem: HedgingProblem, *, key: PRNGKeyArray, num_paths: int = 2000):

@@ -240,7 +240,10 @@ class NoTransactionBandPolicy(Policy):
     def encode(self, view):
         if view.num_instruments != 1:
             raise ValueError("policy.type: the no-transaction band network hedges with the underlying only")
-        width = jax.nn.leaky_relu(_perceptron(self.layers, view.stack(self.features)))
+        market = view.stack(self.features)
+        layers = tuple((layer.weight.T, layer.bias) for layer in self.layers)
+        zero = jnp.zeros(market.shape[:-1] + (2,), market.dtype)
+        width = jax.nn.leaky_relu(recurrent_mlp_rollout(layers, market, zero, unroll=1, feedback=False))
         delta = view.delta()
         return delta - width[..., 0], delta + width[..., 1]
 

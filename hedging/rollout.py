@@ -37,25 +37,25 @@ def _date(layers: Layers, market_t: Array, prev: Array, base_t: Array) -> tuple[
     return a @ w + b + base_t, inputs
 
 
-def _scan_forward(layers, market, base, unroll, keep):
-    prev = jnp.zeros(market.shape[1:2] + base.shape[-1:], market.dtype)
+def _scan_forward(layers, market, base, unroll, feedback, keep):
+    prev = jnp.zeros(market.shape[1:2] + (base.shape[-1] if feedback else 0,), market.dtype)
 
     def body(prev, xs):
         market_t, base_t = xs
         hedge, inputs = _date(layers, market_t, prev, base_t)
-        return hedge, (hedge, inputs) if keep else hedge
+        return hedge if feedback else prev, (hedge, inputs) if keep else hedge
 
     _, out = lax.scan(body, prev, (market, base), unroll=unroll)
     return out
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
-def _rollout(layers, market, base, unroll):
-    return _scan_forward(layers, market, base, unroll, keep=False)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+def _rollout(layers, market, base, unroll, feedback):
+    return _scan_forward(layers, market, base, unroll, feedback, keep=False)
 
 
-def _rollout_fwd(layers, market, base, unroll):
-    hedges, inputs = _scan_forward(layers, market, base, unroll, keep=True)
+def _rollout_fwd(layers, market, base, unroll, feedback):
+    hedges, inputs = _scan_forward(layers, market, base, unroll, feedback, keep=True)
     return hedges, (layers, inputs)
 
 
@@ -70,10 +70,10 @@ def _weight_gradient(a: Array, d: Array) -> Array:
     return lax.dot_general(a, d, (((0,), (0,)), ((), ())))
 
 
-def _rollout_bwd(unroll, residuals, cotangent):
+def _rollout_bwd(unroll, feedback, residuals, cotangent):
     layers, inputs = residuals
     first_weight = layers[0][0]
-    num_market = first_weight.shape[0] - layers[-1][0].shape[1]
+    num_market = first_weight.shape[0] - (layers[-1][0].shape[1] if feedback else 0)
 
     def body(d_prev, xs):
         ct_t, inputs_t = xs
@@ -83,7 +83,7 @@ def _rollout_bwd(unroll, residuals, cotangent):
         for layer in range(len(layers) - 1, 0, -1):
             d = jnp.where(inputs_t[layer] > 0, d @ layers[layer][0].T, 0.0)
             grads.append((_weight_gradient(inputs_t[layer - 1], d), _column_sums(d)))
-        d_prev = d @ first_weight[num_market:].T
+        d_prev = d @ first_weight[num_market:].T if feedback else jnp.zeros_like(d_hedge)
         d_market = d @ first_weight[:num_market].T  # removed by the compiler when nobody needs it
         return d_prev, (tuple(grads[::-1]), d_market, d_hedge)
 
@@ -98,18 +98,23 @@ _rollout.defvjp(_rollout_fwd, _rollout_bwd)
 def recurrent_mlp_rollout(
     layers: Layers,
     market: Float[Array, "dates paths market"],
-    base: Float[Array, "dates paths instruments"],
+    base: Float[Array, "dates paths outputs"],
     *,
     unroll: int | bool = 1,
-) -> Float[Array, "dates paths instruments"]:
+    feedback: bool = True,
+) -> Float[Array, "dates paths outputs"]:
     """``h_t = relu-MLP([market_t, h_{t-1}]) + base_t`` for every date, ``h_{-1} = 0``.
 
     ``layers[l] = (W, b)`` with ``W`` as ``[inputs, outputs]``; the first layer's inputs are
-    the market columns, then the previous hedge (one column per instrument)."""
-    num_instruments = layers[-1][0].shape[1]
-    if layers[0][0].shape[0] != market.shape[-1] + num_instruments:
+    the market columns, then (``feedback=True``) the previous output, one column each.
+    ``feedback=False``: ``h_t = MLP(market_t) + base_t``, the same network on every date
+    (date by date, which on a CPU beats one product over all dates: the weight gradients'
+    products stay short)."""
+    num_outputs = layers[-1][0].shape[1]
+    expected = market.shape[-1] + (num_outputs if feedback else 0)
+    if layers[0][0].shape[0] != expected:
         raise ValueError(
-            f"recurrent_mlp_rollout: the first layer takes {layers[0][0].shape[0]} inputs, but there are "
-            f"{market.shape[-1]} market features and {num_instruments} instruments"
+            f"recurrent_mlp_rollout: the first layer takes {layers[0][0].shape[0]} inputs, expected {expected} "
+            f"({market.shape[-1]} market features" + (f" and {num_outputs} fed-back outputs)" if feedback else ")")
         )
-    return _rollout(tuple(layers), market, base, unroll)
+    return _rollout(tuple(layers), market, base, unroll, bool(feedback))

@@ -114,3 +114,48 @@ def test_stress_pnl_and_contributions_on_four_devices_equal_one_device(tmp_path)
     assert one["pnl"].shape == (3000, 2) and np.isfinite(one["pnl"]).all() and one["pnl"].std() > 0
     assert np.array_equal(one["pnl"], four["pnl"])
     assert np.array_equal(one["contributions"], four["contributions"])
+
+
+HEDGE_CHILD = r"""
+import jax, numpy as np, jax.numpy as jnp
+jax.config.update("jax_enable_x64", True)
+from hedging import (BlackScholesDelta, EuropeanOption, HedgingProblem, MLPPolicy, TransactionCosts,
+                     WhalleyWilmott, evaluate)
+from hedging.evaluate import EVAL_BLOCK
+from riskengine.models import GBM
+
+assert jax.local_device_count() == 2, jax.local_devices()
+problem = HedgingProblem(model=GBM(sigma=0.2), derivative=EuropeanOption(strike=1.0, maturity=0.08), spot=1.0,
+                         steps=10, costs=TransactionCosts(proportional=(1e-3,)), dtype=jnp.float64)
+strategies = {"mlp": MLPPolicy(["log_moneyness", "time_to_maturity", "prev_hedge"], width=8, depth=2,
+                               key=jax.random.key(1), dtype=jnp.float64),
+              "delta": BlackScholesDelta(), "ww": WhalleyWilmott(cost=1e-3)}
+paths = 3 * EVAL_BLOCK + 123  # odd: the second device gets a padded block
+runs = [evaluate(strategies, problem, key=jax.random.key(2), num_paths=paths, devices=d) for d in (1, 2)]
+out = {"equal": {n: bool(np.array_equal(runs[0][n], runs[1][n])) for n in strategies},
+       "max_diff": max(float(np.abs(runs[0][n] - runs[1][n]).max()) for n in strategies),
+       "shape": list(runs[1]["mlp"].shape), "finite": bool(all(np.isfinite(runs[1][n]).all() for n in strategies)),
+       "delta_mean": float(runs[1]["delta"].mean()), "delta_std": float(runs[1]["delta"].std())}
+print("RESULT" + __import__("json").dumps(out))
+"""
+
+
+def test_hedge_evaluation_on_two_devices_equals_one_device():
+    """The hedge job's evaluation (policies and baselines on the same streamed paths, float64):
+    blocks split over 2 devices give the P&L of 1 device, bitwise for the network and the
+    delta hedge; the Whalley–Wilmott band's cube root may move in the last bit (XLA
+    vectorises the partitioned program's loops differently)."""
+    done = subprocess.run([sys.executable, "-c", HEDGE_CHILD], capture_output=True, text=True, env=_child_env(2),
+                          cwd=ROOT, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.split("RESULT", 1)[1])
+    assert out["equal"]["mlp"] and out["equal"]["delta"], out
+    assert out["max_diff"] <= 1e-15 and out["finite"] and out["shape"] == [3 * 16384 + 123]
+    # independent sanity: the delta hedge's P&L averages minus the BS price minus its costs
+    # (costs are about 1e-3 x sum |trades| ~ 1e-3 here), within 4 standard errors
+    from riskengine.analytic import black_scholes_price
+
+    bs = float(black_scholes_price(spot=1.0, strike=1.0, maturity=0.08, vol=0.2, rate=0.0, dividend=0.0,
+                                   is_call=True))
+    se = out["delta_std"] / np.sqrt(out["shape"][0])
+    assert -bs - 3e-3 - 4 * se < out["delta_mean"] < -bs + 4 * se

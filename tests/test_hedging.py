@@ -248,6 +248,30 @@ def test_recurrent_mlp_rollout_equals_the_scan_of_decide(base, instruments, feat
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10, atol=1e-13)
 
 
+def test_per_date_network_equals_one_product_over_all_dates():
+    """``recurrent_mlp_rollout(feedback=False)`` (the band network's forward, date by date with
+    the hand-written reverse pass) against the plain perceptron on all dates at once, values
+    and gradients, float64."""
+    from hedging.policies import _perceptron
+    from hedging.rollout import recurrent_mlp_rollout
+
+    policy = NoTransactionBandPolicy(width=8, depth=3, key=jax.random.key(23), dtype=F64)
+    market = jax.random.normal(jax.random.key(24), (6, 200, 3), F64)
+    weights = jax.random.normal(jax.random.key(25), (6, 200, 2), F64)
+
+    def fast(layers):
+        pairs = tuple((layer.weight.T, layer.bias) for layer in layers)
+        return jnp.sum(weights * jnp.tanh(recurrent_mlp_rollout(pairs, market, jnp.zeros_like(weights), feedback=False)))
+
+    def plain(layers):
+        return jnp.sum(weights * jnp.tanh(_perceptron(layers, market)))
+
+    np.testing.assert_allclose(fast(policy.layers), plain(policy.layers), rtol=1e-13)
+    for a, b in zip(jax.tree.leaves(jax.grad(fast)(policy.layers)), jax.tree.leaves(jax.grad(plain)(policy.layers)),
+                    strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10, atol=1e-13)
+
+
 # --- training -----------------------------------------------------------------------------------
 
 
