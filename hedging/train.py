@@ -22,12 +22,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 from jaxtyping import PRNGKeyArray
 
 from hedging.objectives import Objective
 from hedging.pnl import terminal_pnl
 from hedging.policies import Policy
-from hedging.problem import HedgingProblem
+from hedging.problem import HedgingProblem, MarketPaths
+from riskengine.distributed import local_device_count, local_mesh
 from riskengine.simulate import COMPILER_OPTIONS
 
 CHECKPOINT = "checkpoint.eqx"
@@ -54,11 +57,27 @@ class TrainResult:
     extra: dict = field(default_factory=dict)
 
 
-def loss_fn(trainable, static, problem: HedgingProblem, key: PRNGKeyArray, num_paths: int):
+def loss_fn(trainable, static, problem: HedgingProblem, key: PRNGKeyArray, num_paths: int, mesh: Mesh | None = None):
     policy, objective = eqx.combine(trainable, static)
     paths = problem.simulate(key, num_paths)
+    if mesh is not None:
+        paths = shard_paths(paths, mesh)
     pnl, _ = terminal_pnl(policy, problem, paths, smooth_costs=True)
     return objective.loss(pnl)
+
+
+def shard_paths(paths: MarketPaths, mesh: Mesh) -> MarketPaths:
+    """Split the path axis over ``mesh`` (data parallelism: XLA's partitioner runs each
+    device's paths there and sums the gradients across devices)."""
+    axis = mesh.axis_names[0]
+
+    def put(x, spec):
+        return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, spec))
+
+    return MarketPaths(
+        time=paths.time, spot=put(paths.spot, P(None, axis)), variance=put(paths.variance, P(None, axis)),
+        prices=put(paths.prices, P(None, axis, None)), payoff=put(paths.payoff, P(axis)),
+    )
 
 
 def make_optimizer(learning_rate: float | optax.Schedule, *, name: str = "adam", clip: float | None = None):
@@ -73,13 +92,13 @@ def make_optimizer(learning_rate: float | optax.Schedule, *, name: str = "adam",
     return optax.chain(optax.clip_by_global_norm(clip), opt) if clip else opt
 
 
-def _epochs_fn(problem, static, optimizer, num_paths, epochs_per_call):
+def _epochs_fn(problem, static, optimizer, num_paths, epochs_per_call, mesh=None):
     @functools.partial(jax.jit, donate_argnums=(0, 1), compiler_options=TRAIN_COMPILER_OPTIONS)
     def run(trainable, opt_state, key, first_epoch):
         def one(carry, epoch):
             trainable, opt_state = carry
             loss, grads = jax.value_and_grad(loss_fn)(
-                trainable, static, problem, jax.random.fold_in(key, epoch), num_paths
+                trainable, static, problem, jax.random.fold_in(key, epoch), num_paths, mesh
             )
             updates, opt_state = optimizer.update(grads, opt_state, trainable)
             trainable = eqx.apply_updates(trainable, updates)
@@ -108,13 +127,16 @@ def train(
     min_delta: float = 0.0,
     progress: Callable[[int, int, float], None] | None = None,
     stop_after: int | None = None,
+    devices: int = 1,
 ) -> TrainResult:
     """Train ``policy`` (and any learned parameter of ``objective``) for ``epochs`` epochs of
     ``num_paths`` fresh paths.
 
     ``patience``: stop when the loss, averaged over each call's epochs, has not improved by
     ``min_delta`` for ``patience`` epochs. ``stop_after``: stop (as if killed) after that
-    many epochs; for tests of resuming."""
+    many epochs; for tests of resuming. ``devices``: local devices each epoch's paths are split
+    over (data parallelism; the paths are the same for any count, the gradient sums are
+    ordered differently, so results agree to rounding, not bit for bit)."""
     if epochs < 1 or num_paths < 2:
         raise ValueError(f"train: epochs must be >= 1 and paths >= 2, got {epochs} and {num_paths}")
     epochs_per_call = max(1, min(epochs_per_call, epochs))
@@ -126,12 +148,13 @@ def train(
     ckpt = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir else None
     if resume and ckpt is not None and ckpt.exists():
         trainable, opt_state, done, history, best, since_best, seconds = _load(ckpt, trainable, opt_state)
-    run = _epochs_fn(problem, static, optimizer, num_paths, epochs_per_call)
+    mesh = local_mesh(local_device_count(devices)) if devices != 1 else None
+    run = _epochs_fn(problem, static, optimizer, num_paths, epochs_per_call, mesh)
     call_seconds: list[float] = []
     stopped = False
     while done < epochs:
         n = min(epochs_per_call, epochs - done)
-        fn = run if n == epochs_per_call else _epochs_fn(problem, static, optimizer, num_paths, n)
+        fn = run if n == epochs_per_call else _epochs_fn(problem, static, optimizer, num_paths, n, mesh)
         started = time.perf_counter()
         trainable, opt_state, losses = fn(trainable, opt_state, key, jnp.uint32(done))
         losses = np.asarray(jax.device_get(losses), np.float64)

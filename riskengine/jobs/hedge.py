@@ -111,6 +111,7 @@ class TrainConfig(Strict):
     seed: int = Field(default=0, ge=0)
     dtype: Literal["float32", "float64"] = "float32"
     epochs_per_call: int = Field(default=10, ge=1)
+    devices: int = Field(default=1, ge=1)  # local devices each epoch's paths are split over
     patience: int | None = Field(default=None, ge=1)  # early stopping, in epochs
     min_delta: float = Field(default=0.0, ge=0)
     checkpoint: str | None = None  # directory; with resume: true, training continues from it
@@ -251,7 +252,7 @@ def run(config: Config, out: Path, *, progress=None, base_dir: Path | None = Non
             policy, objective, problem, key=key, num_paths=config.train.paths, epochs=config.train.epochs,
             optimizer=build_optimizer(config), epochs_per_call=config.train.epochs_per_call,
             checkpoint_dir=checkpoint, resume=resume, patience=config.train.patience,
-            min_delta=config.train.min_delta, progress=bar,
+            min_delta=config.train.min_delta, progress=bar, devices=config.train.devices,
         )
         strategies = {"policy": result.policy, **build_baselines(config)}
         eval_started = time.perf_counter()
