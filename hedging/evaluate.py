@@ -46,7 +46,7 @@ def evaluate(
 
     # the checkpoint identity covers the arrays (policy weights, model parameters); the
     # static part (policy kinds, costs, dates) goes into the stage name
-    fingerprint = hashlib.sha256(repr(jax.tree.structure(static)).encode() + repr(static).encode()).hexdigest()[:12]
+    fingerprint = hashlib.sha256(repr(static).encode()).hexdigest()[:12]
     out = {n: np.empty(num_paths, np.float64) for n in names}
     num_devices = jax.local_device_count() if devices is None else devices
     for first, per_block in stream_blocks(

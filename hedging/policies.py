@@ -63,6 +63,11 @@ def _dense(layer: eqx.nn.Linear, x: Array) -> Array:
     return x @ layer.weight.T + layer.bias
 
 
+def _weight_bias_pairs(layers: tuple[eqx.nn.Linear, ...]) -> tuple[tuple[Array, Array], ...]:
+    """``(W^T, b)`` per layer, the form :func:`hedging.rollout.recurrent_mlp_rollout` takes."""
+    return tuple((layer.weight.T, layer.bias) for layer in layers)
+
+
 def _perceptron(layers: tuple[eqx.nn.Linear, ...], x: Array) -> Array:
     """ReLU after every layer but the last, on a batch ``[..., in]``."""
     for layer in layers[:-1]:
@@ -209,9 +214,8 @@ class MLPPolicy(Policy):
         names = tuple(f for f in self.features if f in MARKET_FEATURES)
         market = view.stack(names) if names else jnp.zeros(view.spot.shape + (0,), view.spot.dtype)
         columns = np.asarray(market_cols + prev_cols)
-        layers = tuple(
-            ((layer.weight[:, columns] if i == 0 else layer.weight).T, layer.bias) for i, layer in enumerate(self.layers)
-        )
+        first = eqx.tree_at(lambda layer: layer.weight, self.layers[0], self.layers[0].weight[:, columns])
+        layers = _weight_bias_pairs((first,) + self.layers[1:])
         if self.base == "bs_delta":
             base = _underlying_only(view.delta(), view.num_instruments)
         else:
@@ -241,7 +245,7 @@ class NoTransactionBandPolicy(Policy):
         if view.num_instruments != 1:
             raise ValueError("policy.type: the no-transaction band network hedges with the underlying only")
         market = view.stack(self.features)
-        layers = tuple((layer.weight.T, layer.bias) for layer in self.layers)
+        layers = _weight_bias_pairs(self.layers)
         zero = jnp.zeros(market.shape[:-1] + (2,), market.dtype)
         width = jax.nn.leaky_relu(recurrent_mlp_rollout(layers, market, zero, unroll=1, feedback=False))
         delta = view.delta()
