@@ -47,8 +47,7 @@ class Policy(eqx.Module):
         """The positions on every date: ``encode``, then ``decide`` in a ``lax.scan``. A policy
         may override this with a faster equivalent."""
         encoded = self.encode(view)
-        num_dates, num_paths = view.spot.shape
-        carry = self.init_carry(num_paths, view.num_instruments, view.spot.dtype)
+        carry = self.init_carry(view.spot.shape[1], view.num_instruments, view.spot.dtype)
 
         def body(carry, enc_t):
             hedge, carry = self.decide(enc_t, carry)
@@ -183,11 +182,15 @@ class MLPPolicy(Policy):
         if names:
             pre = view.stack(names) @ first.weight[:, np.asarray(market_cols)].T + first.bias
         pre = jnp.broadcast_to(pre, view.spot.shape + (first.out_features,))
-        base = _underlying_only(view.delta(), view.num_instruments) if self.base == "bs_delta" else None
+        base = self._base(view)
         if not prev_cols:  # nothing depends on past positions: the whole network at once
             hedge = self._rest(pre)
             return hedge if base is None else hedge + base
         return pre, base
+
+    def _base(self, view):
+        """What the network's output is added to: Black–Scholes delta in the underlying, or None."""
+        return _underlying_only(view.delta(), view.num_instruments) if self.base == "bs_delta" else None
 
     def _rest(self, pre):
         """The network after the first layer's pre-activation."""
@@ -216,9 +219,8 @@ class MLPPolicy(Policy):
         columns = np.asarray(market_cols + prev_cols)
         first = eqx.tree_at(lambda layer: layer.weight, self.layers[0], self.layers[0].weight[:, columns])
         layers = _weight_bias_pairs((first,) + self.layers[1:])
-        if self.base == "bs_delta":
-            base = _underlying_only(view.delta(), view.num_instruments)
-        else:
+        base = self._base(view)
+        if base is None:
             base = jnp.zeros(view.spot.shape + (view.num_instruments,), view.spot.dtype)
         return recurrent_mlp_rollout(layers, market, base, unroll=unroll)
 
