@@ -151,7 +151,7 @@ out["loss_diff"] = float(np.max(np.abs(np.subtract(trained[0].loss_history, trai
 trainable, static = eqx.partition((strategies["mlp"], Entropic(1.0)), eqx.is_inexact_array)
 opt = make_optimizer(1e-2)
 fn = train_module._epochs_fn(problem, static, opt, 4096, 2, train_module.local_mesh(2))
-hlo = fn.lower(trainable, opt.init(trainable), jax.random.key(3), jnp.uint32(0)).compile().as_text()
+hlo = fn.lower(trainable, opt.init(trainable), jax.random.key(3), jnp.uint32(0), jnp.int32(2)).compile().as_text()
 out["all_reduce"] = "all-reduce" in hlo
 print("RESULT" + __import__("json").dumps(out))
 """

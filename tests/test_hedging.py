@@ -335,6 +335,20 @@ def test_resume_from_checkpoint_equals_uninterrupted_training(tmp_path):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
+def test_epochs_per_call_does_not_change_training():
+    """7 epochs as 3 + 3 + 1 (the short last call reuses the compiled loop) or as one call of
+    7: the same losses and weights, bit for bit (each epoch's paths are keyed by its number)."""
+    problem = gbm_problem(cost=1e-3, dtype=jnp.float32)
+    policy = MLPPolicy(["log_moneyness", "time_to_maturity", "prev_hedge"], width=8, depth=2, key=jax.random.key(21))
+    runs = [train(policy, Entropic(1.0), problem, key=jax.random.key(22), num_paths=256, epochs=7,
+                  optimizer=make_optimizer(1e-2), epochs_per_call=k) for k in (3, 7)]
+    assert len(runs[0].loss_history) == 7 and runs[0].loss_history == runs[1].loss_history
+    assert runs[0].compile_seconds > 0.0
+    for a, b in zip(jax.tree.leaves(eqx.filter(runs[0].policy, eqx.is_array)),
+                    jax.tree.leaves(eqx.filter(runs[1].policy, eqx.is_array)), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
 def test_early_stopping_stops():
     problem = gbm_problem(dtype=jnp.float32)
     policy = MLPPolicy(["log_moneyness"], width=4, depth=1, key=jax.random.key(19))

@@ -110,7 +110,7 @@ class TrainConfig(Strict):
     clip: float | None = Field(default=None, gt=0)
     seed: int = Field(default=0, ge=0)
     dtype: Literal["float32", "float64"] = "float32"
-    epochs_per_call: int = Field(default=10, ge=1)
+    epochs_per_call: int = Field(default=50, ge=1)
     devices: int = Field(default=1, ge=1)  # local devices each epoch's paths are split over
     patience: int | None = Field(default=None, ge=1)  # early stopping, in epochs
     min_delta: float = Field(default=0.0, ge=0)
