@@ -11,6 +11,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@$(BIN)/python -c "import hedging.native as n; print('native CPU kernels:', n.build())" \
+		|| echo "note: native CPU kernels not built (no C++ compiler?): training runs as plain JAX"
 	@touch $(STAMP)
 
 install: $(STAMP)

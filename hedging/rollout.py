@@ -12,6 +12,15 @@ losses to the last bit.
 
 The result is the same function with the same gradients as differentiating the scan (tests
 compare both in float64).
+
+In float32 on the CPU with 32-wide hidden layers, training goes further: the forward and
+reverse passes are two native kernels (:mod:`hedging.native`, XLA FFI custom calls) that take
+blocks of 64 paths through every date and layer while the block stays in the cache, recompute
+each date's activations in the reverse pass instead of storing them, and run on XLA's own CPU
+thread pool. Measured on the pfhedge benchmark (2-core AVX-512 CPU): 44 -> 33 ms per epoch, and
+the training program compiles in 1.3 s instead of 2.7 s (the unrolled date loop is gone).
+Without a C++ compiler (or with ``RISKENGINE_NATIVE=0``) the JAX reverse pass below runs.
+The evaluation (no gradients) always runs the JAX scan.
 """
 
 from __future__ import annotations
@@ -22,6 +31,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 from jaxtyping import Array, Float
+
+from hedging import native
 
 Layers = tuple[tuple[Float[Array, "inputs outputs"], Float[Array, " outputs"]], ...]
 
@@ -55,8 +66,54 @@ def _rollout(layers, market, base, unroll, feedback):
 
 
 def _rollout_fwd(layers, market, base, unroll, feedback):
+    if _use_native(layers, market, base):
+        hedges = jax.ffi.ffi_call("riskengine_mlp_rollout_forward", jax.ShapeDtypeStruct(base.shape, base.dtype),
+                                  vmap_method="sequential")(
+            market, base, _pack(layers), depth=len(layers) - 1, feedback=feedback)
+        return hedges, (layers, market, base, hedges)
     hedges, inputs = _scan_forward(layers, market, base, unroll, feedback, keep=True)
     return hedges, (layers, inputs)
+
+
+# --- the native kernels (hedging/native/mlp_rollout.cc) -----------------------------------------
+
+NATIVE_WIDTH = 32  # the hidden width the native kernels are built for
+
+
+def _use_native(layers, market, base) -> bool:
+    """Float32 on the CPU with hidden layers 32 wide, and the kernels built (see
+    :mod:`hedging.native`); anything else runs the JAX reverse pass below."""
+    hidden = [w.shape[1] for w, _ in layers[:-1]]
+    return (market.dtype == jnp.float32 and base.dtype == jnp.float32 and jax.default_backend() == "cpu"
+            and bool(hidden)
+            and all(h == NATIVE_WIDTH for h in hidden) and all(w.dtype == jnp.float32 for w, _ in layers)
+            and native.available())
+
+
+def _pack(layers) -> Array:
+    return jnp.concatenate([x.ravel() for w, b in layers for x in (w, b)])
+
+
+def _unpack(flat: Array, layers):
+    out, at = [], 0
+    for w, b in layers:
+        gw = flat[at:at + w.size].reshape(w.shape)
+        at += w.size
+        out.append((gw, flat[at:at + b.size]))
+        at += b.size
+    return tuple(out)
+
+
+def _native_bwd(feedback, residuals, cotangent):
+    layers, market, base, hedges = residuals
+    packed = _pack(layers)
+    grads, d_market, d_base = jax.ffi.ffi_call(
+        "riskengine_mlp_rollout_reverse",
+        (jax.ShapeDtypeStruct(packed.shape, packed.dtype), jax.ShapeDtypeStruct(market.shape, market.dtype),
+         jax.ShapeDtypeStruct(cotangent.shape, cotangent.dtype)),
+        vmap_method="sequential",
+    )(market, hedges, base, packed, cotangent, depth=len(layers) - 1, feedback=feedback)
+    return _unpack(grads, layers), d_market, d_base
 
 
 def _column_sums(d: Array) -> Array:
@@ -71,6 +128,8 @@ def _weight_gradient(a: Array, d: Array) -> Array:
 
 
 def _rollout_bwd(unroll, feedback, residuals, cotangent):
+    if len(residuals) == 4:
+        return _native_bwd(feedback, residuals, cotangent)
     layers, inputs = residuals
     first_weight = layers[0][0]
     num_market = first_weight.shape[0] - (layers[-1][0].shape[1] if feedback else 0)

@@ -1,0 +1,94 @@
+"""Native CPU kernels, built on first use with the system's C++ compiler and cached.
+
+``mlp_rollout.cc``: the recurrent perceptron's date loop, forward and reverse, as XLA FFI
+custom calls (float32, hidden width 32) — see :mod:`hedging.rollout`. Everything works without
+them: when there is no compiler, the build fails, or ``RISKENGINE_NATIVE=0`` is set, the
+rollout runs as plain JAX (the same function and gradients, to rounding).
+
+The library is built once per source version and machine into ``$RISKENGINE_CACHE`` (default
+``~/.cache/riskengine``), written to a temporary name and renamed, so that concurrent first
+uses do not see a half-written file. ``make install`` builds it ahead of time.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import warnings
+from pathlib import Path
+
+import jax
+
+SOURCE = Path(__file__).with_name("mlp_rollout.cc")
+FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-pthread", "-fno-math-errno")
+TARGETS = {"riskengine_mlp_rollout_forward": "MlpRolloutForward",
+           "riskengine_mlp_rollout_reverse": "MlpRolloutReverse"}
+
+
+def cache_dir() -> Path:
+    """``$RISKENGINE_CACHE/native`` (default ``~/.cache/riskengine/native``); the system's temporary
+    folder when that cannot be created (a read-only home)."""
+    path = Path(os.environ.get("RISKENGINE_CACHE", Path.home() / ".cache" / "riskengine")) / "native"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        path = Path(tempfile.gettempdir()) / f"riskengine-native-{os.getuid() if hasattr(os, 'getuid') else 0}"
+    return path
+
+
+def _cpu_signature() -> bytes:
+    """The CPU's instruction-set flags: ``-march=native`` code must not be loaded on another CPU
+    (a cache directory shared between machines)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return line.encode()
+    except OSError:
+        pass
+    return (platform.processor() or platform.machine()).encode()
+
+
+def library_path() -> Path:
+    digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode() + _cpu_signature()
+                            + jax.__version__.encode()).hexdigest()[:16]
+    return cache_dir() / f"mlp_rollout-{digest}.so"
+
+
+def build(*, force: bool = False) -> Path:
+    """Compile the kernels (if not cached) and return the library's path; raises on failure."""
+    target = library_path()
+    if target.exists() and not force:
+        return target
+    compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
+    if compiler is None:
+        raise RuntimeError("no C++ compiler (c++, g++ or clang++) on PATH")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        out = Path(tmp) / target.name
+        cmd = [compiler, *FLAGS, f"-I{jax.ffi.include_dir()}", str(SOURCE), "-o", str(out)]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"building {SOURCE.name} failed:\n{done.stderr[-2000:]}")
+        os.replace(out, target)
+    return target
+
+
+@functools.cache
+def available() -> bool:
+    """Whether the native kernels are built and registered with XLA (for the CPU)."""
+    if os.environ.get("RISKENGINE_NATIVE", "1") == "0":
+        return False
+    try:
+        lib = ctypes.cdll.LoadLibrary(str(build()))
+        for name, symbol in TARGETS.items():
+            jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(lib, symbol)), platform="cpu")
+    except (OSError, RuntimeError, AttributeError) as err:
+        warnings.warn(f"hedging: native CPU kernels unavailable, using plain JAX ({err})", stacklevel=2)
+        return False
+    return True
