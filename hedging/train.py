@@ -5,10 +5,11 @@ run inside one jitted loop (one dispatch, no host round trip; the count is an ar
 shorter last call reuses the compiled program); a checkpoint after each call holds everything
 needed to resume, so that an interrupted and resumed training equals an uninterrupted one.
 
-Calls are not free on a CPU: each one allocates the program's working memory afresh (about
-200 MB for the pfhedge benchmark's recipe) and the operating system faults it in page by page,
-about 50 ms per call there. Fifty epochs per call keep that near 2% of the training time
-(ten per call cost 10%) while the progress bar and checkpoints still move every few seconds.
+Calls are not free on a CPU: each one allocates the program's working memory afresh and the
+operating system faults it in page by page (about 200 MB and 50 ms per call for the pfhedge
+benchmark's recipe on the plain JAX path). Fifty epochs per call keep that near 2% of the
+training time (ten per call cost 10% there) while the progress bar and checkpoints still move
+every few seconds.
 """
 
 from __future__ import annotations
