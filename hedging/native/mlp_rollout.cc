@@ -1,25 +1,26 @@
 // The date loop of a ReLU perceptron fed its own previous output, forward and reverse, as two
-// XLA FFI custom calls for the CPU (float32, hidden width 32).
+// XLA FFI custom calls for the CPU (float32, hidden width 32); see hedging/rollout.py.
 //
 // Why: on a CPU, XLA runs this loop as ~400 small library calls per training step (per date
 // and layer: a product, a bias-and-ReLU pass, an input-gradient product, a mask pass, a
-// weight-gradient product), each separated by a thread hand-off, with every activation
-// written to and read back from main memory. Here each thread takes a block of paths through
-// all dates and layers while the block stays in the first-level cache, and accumulates its
-// own weight gradients; the threads' sums are added in a fixed order (deterministic for a
-// given thread count).
+// weight-gradient product), each followed by a thread hand-off, with every activation written
+// to and read back from main memory. Here a block of 64 paths goes through all dates and
+// layers while it stays in the first-level cache; the reverse pass recomputes each date's
+// activations for its block instead of storing them; the paths are split into a fixed number
+// of chunks (XLA's thread-pool size) whose weight-gradient sums are added in chunk order, so a
+// result repeats bit for bit on a given machine.
 //
 // Shapes (row-major): market [D, P, M], base [D, P, O], weights packed as W_0 [n_in, H],
 // b_0 [H], W_1 [H, H], b_1 [H], ..., W_L [H, O], b_L [O] with n_in = M (+ O with feedback).
-// Forward outputs: hedges [D, P, O] and the hidden activations [D, L, P, H] (residuals).
-// Reverse: the cotangent of the hedges [D, P, O] -> the packed weight gradients, the market's
-// [D, P, M] and the base's [D, P, O].
+// Forward: -> hedges [D, P, O], h_t = MLP([market_t, h_{t-1}]) + base_t, h_{-1} = 0.
+// Reverse: market, hedges, base, weights, the hedges' cotangent [D, P, O] -> the packed weight
+// gradients, the market's [D, P, M] and the base's [D, P, O].
 
 #include <algorithm>
 #include <atomic>
-#include <memory>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <new>
 #include <thread>
 #include <vector>
