@@ -84,17 +84,18 @@ def _use_native(layers, market, base) -> bool:
     """Float32 on the CPU with hidden layers 32 wide, and the kernels built (see
     :mod:`hedging.native`); anything else runs the JAX reverse pass below."""
     hidden = [w.shape[1] for w, _ in layers[:-1]]
-    return (market.dtype == jnp.float32 and base.dtype == jnp.float32 and jax.default_backend() == "cpu"
-            and bool(hidden)
-            and all(h == NATIVE_WIDTH for h in hidden) and all(w.dtype == jnp.float32 for w, _ in layers)
-            and native.available())
+    float32 = all(x.dtype == jnp.float32 for x in (market, base, *(w for w, _ in layers)))
+    return (float32 and jax.default_backend() == "cpu" and bool(hidden)
+            and all(h == NATIVE_WIDTH for h in hidden) and native.available())
 
 
 def _pack(layers) -> Array:
+    """``W_0, b_0, W_1, b_1, ...`` flattened into one vector, the kernels' weight layout."""
     return jnp.concatenate([x.ravel() for w, b in layers for x in (w, b)])
 
 
 def _unpack(flat: Array, layers):
+    """The inverse of :func:`_pack`, shaped like ``layers``."""
     out, at = [], 0
     for w, b in layers:
         gw = flat[at:at + w.size].reshape(w.shape)
