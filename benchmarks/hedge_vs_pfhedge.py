@@ -17,6 +17,10 @@ build) and run as a subprocess (benchmarks/pfhedge_worker.py); torch never enter
 riskengine's own dependencies. Each of our runs is a fresh process too (it compiles from
 scratch, as a user's first run does; compilation counts in our training time).
 
+Our training uses the native CPU kernels (hedging/native) when a C++ compiler is there: they
+are built here once before any timing (as ``make install`` does), and the run says whether
+they were used.
+
 Shared machines are noisy: each contender trains ``--repeats`` times (default 3), the runs
 interleaved, and each side's fastest run counts; all times are printed.
 
@@ -122,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     print(time.strftime("date: %Y-%m-%d %H:%M:%S %Z"))
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.2f}")
+    from hedging import native  # built now, outside every timing, as `make install` does
+
+    print(f"riskengine native CPU kernels: {'yes, ' + str(native.library_path()) if native.available() else 'no (plain JAX)'}")
     ok = True
     for cost in args.costs:
         print(f"\n== cost {cost:g} ==", flush=True)
