@@ -30,6 +30,7 @@ import functools
 import jax
 import jax.numpy as jnp
 from jax import lax
+from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float
 
 from hedging import native
@@ -69,7 +70,7 @@ def _rollout_fwd(layers, market, base, unroll, feedback):
     if _use_native(layers, market, base):
         hedges = jax.ffi.ffi_call("riskengine_mlp_rollout_forward", jax.ShapeDtypeStruct(base.shape, base.dtype),
                                   vmap_method="sequential")(
-            market, base, _pack(layers), depth=len(layers) - 1, feedback=feedback)
+            market, base, ravel_pytree(layers)[0], depth=len(layers) - 1, feedback=feedback)
         return hedges, (layers, market, base, hedges)
     hedges, inputs = _scan_forward(layers, market, base, unroll, feedback, keep=True)
     return hedges, (layers, inputs)
@@ -89,32 +90,16 @@ def _use_native(layers, market, base) -> bool:
             and all(h == NATIVE_WIDTH for h in hidden) and native.available())
 
 
-def _pack(layers) -> Array:
-    """``W_0, b_0, W_1, b_1, ...`` flattened into one vector, the kernels' weight layout."""
-    return jnp.concatenate([x.ravel() for w, b in layers for x in (w, b)])
-
-
-def _unpack(flat: Array, layers):
-    """The inverse of :func:`_pack`, shaped like ``layers``."""
-    out, at = [], 0
-    for w, b in layers:
-        gw = flat[at:at + w.size].reshape(w.shape)
-        at += w.size
-        out.append((gw, flat[at:at + b.size]))
-        at += b.size
-    return tuple(out)
-
-
 def _native_bwd(feedback, residuals, cotangent):
     layers, market, base, hedges = residuals
-    packed = _pack(layers)
+    packed, unravel = ravel_pytree(layers)  # W_0, b_0, W_1, b_1, ...: the kernels' weight layout
     grads, d_market, d_base = jax.ffi.ffi_call(
         "riskengine_mlp_rollout_reverse",
         (jax.ShapeDtypeStruct(packed.shape, packed.dtype), jax.ShapeDtypeStruct(market.shape, market.dtype),
          jax.ShapeDtypeStruct(cotangent.shape, cotangent.dtype)),
         vmap_method="sequential",
     )(market, hedges, base, packed, cotangent, depth=len(layers) - 1, feedback=feedback)
-    return _unpack(grads, layers), d_market, d_base
+    return unravel(grads), d_market, d_base
 
 
 def _column_sums(d: Array) -> Array:
