@@ -137,6 +137,13 @@ def _mlp_layers(key: PRNGKeyArray, sizes: list[int], dtype: Any) -> tuple[eqx.nn
     )
 
 
+def _zero_last_layer(layers: tuple[eqx.nn.Linear, ...]) -> tuple[eqx.nn.Linear, ...]:
+    """The same layers with the last one's weight and bias at zero (the network outputs 0)."""
+    last = eqx.tree_at(lambda m: (m.weight, m.bias), layers[-1],
+                       (jnp.zeros_like(layers[-1].weight), jnp.zeros_like(layers[-1].bias)))
+    return layers[:-1] + (last,)
+
+
 class MLPPolicy(Policy):
     """A multi-layer perceptron ``features -> hedge`` (Buehler et al. 2019; pfhedge's
     ``MultiLayerPerceptron``: ``depth`` hidden layers of ``width`` ReLU units).
@@ -156,11 +163,7 @@ class MLPPolicy(Policy):
             raise ValueError(f"policy.base: expected 'none' or 'bs_delta', got {base!r}")
         n_in = sum(num_instruments if f == "prev_hedge" else 1 for f in features)
         layers = _mlp_layers(key, [n_in] + [width] * depth + [num_instruments], dtype)
-        if base != "none":
-            last = layers[-1]
-            last = eqx.tree_at(lambda m: (m.weight, m.bias), last, (jnp.zeros_like(last.weight), jnp.zeros_like(last.bias)))
-            layers = layers[:-1] + (last,)
-        self.layers = layers
+        self.layers = _zero_last_layer(layers) if base != "none" else layers
         self.features = features
         self.base = base
 
@@ -231,16 +234,28 @@ class NoTransactionBandPolicy(Policy):
     around the Black–Scholes delta; the hedge moves to the band only when it is outside.
 
     The band does not depend on past positions, so the network runs once for all dates and
-    only a clip remains in the time loop."""
+    only a clip remains in the time loop.
+
+    ``start="random"`` (the paper's) initialises every layer at random, so training starts
+    from a random band. ``start="delta"`` sets the last layer to zero: training starts from
+    a band of zero width, the delta hedge, and the costs widen it. Use it when the costs are
+    small: a random band starts far from the best one, and on the way Adam's steps can push
+    the widths below zero until the band's edges cross; a crossed band is a trap (the hedge
+    sits on the upper edge, the lower width gets no gradient and the risk pulls the upper
+    width back to zero), so training ends on the delta hedge (benchmarks/RESULTS.md, the
+    cost-scaling reproduction)."""
 
     layers: tuple[eqx.nn.Linear, ...]
     features: tuple[str, ...] = eqx.field(static=True)
 
-    def __init__(self, features=("log_moneyness", "time_to_maturity", "volatility"), *, width=32, depth=4, key,
-                 dtype=jnp.float32):
+    def __init__(self, features=("log_moneyness", "time_to_maturity", "volatility"), *, width=32, depth=4,
+                 start="random", key, dtype=jnp.float32):
         features = tuple(f for f in features if f != "prev_hedge")
         check_features(features)
-        self.layers = _mlp_layers(key, [len(features)] + [width] * depth + [2], dtype)
+        if start not in ("random", "delta"):
+            raise ValueError(f"policy.start: expected 'random' or 'delta', got {start!r}")
+        layers = _mlp_layers(key, [len(features)] + [width] * depth + [2], dtype)
+        self.layers = _zero_last_layer(layers) if start == "delta" else layers
         self.features = features
 
     def encode(self, view):

@@ -19,7 +19,7 @@ _BUILDERS = {"mlp": MLPPolicy, "no_transaction_band": NoTransactionBandPolicy, "
 
 
 def build_policy(spec: dict[str, Any], *, key=None) -> Policy:
-    """A policy from its spec ``{type, features, width, depth, base, num_instruments, dtype}``."""
+    """A policy from its spec ``{type, features, width, depth, base, start, num_instruments, dtype}``."""
     kind = spec["type"]
     if kind not in _BUILDERS:
         raise ValueError(f"policy.type: expected one of {sorted(_BUILDERS)}, got {kind!r}")
@@ -32,6 +32,8 @@ def build_policy(spec: dict[str, Any], *, key=None) -> Policy:
         kwargs["num_instruments"] = spec.get("num_instruments", 1)
     if kind == "mlp":
         kwargs["base"] = spec.get("base", "none")
+    if kind == "no_transaction_band":
+        kwargs["start"] = spec.get("start", "random")
     return _BUILDERS[kind](tuple(spec["features"]), **kwargs)
 
 

@@ -179,6 +179,26 @@ def test_variance_swap_price_is_a_martingale_under_heston():
         assert abs(vs[t].mean() - initial) < 4 * se + 1e-3 * initial
 
 
+def test_band_network_started_at_delta_is_the_delta_hedge_and_a_crossed_band_is_a_trap():
+    problem = gbm_problem(cost=1e-3)
+    paths = problem.simulate(jax.random.key(30), 256)
+    delta = np.asarray(terminal_pnl(BlackScholesDelta(), problem, paths)[1])
+    started = NoTransactionBandPolicy(width=8, depth=2, start="delta", key=jax.random.key(31), dtype=F64)
+    np.testing.assert_array_equal(np.asarray(terminal_pnl(started, problem, paths)[1]), delta)
+    random = NoTransactionBandPolicy(width=8, depth=2, key=jax.random.key(31), dtype=F64)
+    assert np.max(np.abs(np.asarray(terminal_pnl(random, problem, paths)[1]) - delta)) > 1e-3
+
+    # the trap that start="delta" avoids: with the edges crossed (both widths below zero) the
+    # hedge is the upper edge, so the lower width has no gradient at all
+    def loss(bias):
+        policy = eqx.tree_at(lambda p: p.layers[-1].bias, started, bias)
+        return Entropic(1.0).loss(terminal_pnl(policy, problem, paths)[0])
+
+    crossed, proper = jax.grad(loss)(jnp.asarray([-1.0, -1.0], F64)), jax.grad(loss)(jnp.asarray([0.05, 0.05], F64))
+    assert float(crossed[0]) == 0.0 and float(crossed[1]) != 0.0
+    assert np.all(np.asarray(proper) != 0.0)
+
+
 # --- gradients ----------------------------------------------------------------------------------
 
 
@@ -436,6 +456,7 @@ def test_hedge_job_outputs_and_saved_policy(tmp_path):
         ({"objective": {"type": "expected_shortfall", "level": 1.5}}, "objective.level"),
         ({"train": {"paths": 512, "epochs": 0}}, "train.epochs"),
         ({"derivative": {"type": "european", "option": "call", "strike": -1.0, "maturity": 0.08}}, "derivative.strike"),
+        ({"policy": {"type": "mlp", "start": "delta"}}, "policy.start"),
     ],
 )
 def test_hedge_job_rejects_bad_input(tmp_path, capsys, patch, message):

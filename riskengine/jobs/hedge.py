@@ -81,6 +81,7 @@ class PolicyConfig(Strict):
     width: int = Field(default=32, ge=1)
     depth: int = Field(default=4, ge=1)
     base: Literal["none", "bs_delta"] = "none"
+    start: Literal["random", "delta"] = "random"  # no_transaction_band: "delta" starts from a zero-width band
 
     @field_validator("features")
     @classmethod
@@ -146,6 +147,11 @@ class Config(Strict):
             )
         if self.policy.type == "no_transaction_band" and len(self.hedge.instruments) != 1:
             raise ValueError("policy.type: no_transaction_band hedges with the underlying only")
+        if self.policy.start != "random" and self.policy.type != "no_transaction_band":
+            raise ValueError(
+                f"policy.start: {self.policy.start!r} is for policy.type no_transaction_band, got {self.policy.type!r}"
+                " (an mlp with base: bs_delta starts from the delta hedge already)"
+            )
         return self
 
 
@@ -188,7 +194,7 @@ def policy_spec(config: Config) -> dict[str, Any]:
     p = config.policy
     return {
         "type": p.type, "features": list(p.features), "width": p.width, "depth": p.depth, "base": p.base,
-        "num_instruments": len(config.hedge.instruments), "dtype": config.train.dtype,
+        "start": p.start, "num_instruments": len(config.hedge.instruments), "dtype": config.train.dtype,
     }
 
 
