@@ -214,18 +214,17 @@ def scaling(out: Path, quick: bool, rows: list) -> None:
                            merge(base, {"hedge": {"cost": 0.0}, "train": {"epochs": 1}}))
     pnl0 = table0["bs_delta"].to_numpy()
     found: dict[str, tuple[list, list]] = {"policy": ([], []), "whalley_wilmott": ([], [])}
+    labels = {"policy": "trained band", "whalley_wilmott": "Whalley–Wilmott"}
     for c in SCALING_COSTS:
         _, table = run_config("hedge_ntb_imaki.yaml", out, f"scaling_eps{c:g}", merge(base, {"hedge": {"cost": c}}))
         for name, (values, errors) in found.items():
             excess, se = _paired_excess(table[name].to_numpy(), pnl0, SCALING_AVERSION)
             values.append(excess)
             errors.append(se)
-            label = "trained band" if name == "policy" else "Whalley–Wilmott"
-            check(rows, f"scaling: price({c:g}) - price(0), {label} (± {se:.1e})", excess, "-", "reported only", True)
+            check(rows, f"scaling: price({c:g}) - price(0), {labels[name]} (± {se:.1e})", excess, "-", "reported only", True)
     for name, (values, _) in found.items():
         local = np.diff(np.log(values)) / np.diff(np.log(SCALING_COSTS))
-        label = "trained band" if name == "policy" else "Whalley–Wilmott"
-        check(rows, f"scaling: local slopes, {label}: " + ", ".join(f"{x:.3f}" for x in local), float(local.mean()),
+        check(rows, f"scaling: local slopes, {labels[name]}: " + ", ".join(f"{x:.3f}" for x in local), float(local.mean()),
               "-", "reported only", True)
     slope, slope_se = _log_log_slope(SCALING_COSTS, *found["policy"])
     ww_slope, ww_se = _log_log_slope(SCALING_COSTS, *found["whalley_wilmott"])
