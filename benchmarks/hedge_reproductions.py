@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import math
 import sys
@@ -193,19 +194,21 @@ def _log_log_slope(eps, excess, stderr) -> tuple[float, float]:
     return float(np.sum(c * y)), float(np.sqrt(np.sum((c * np.asarray(stderr) / np.asarray(excess)) ** 2)))
 
 
-def scaling(out: Path, quick: bool, rows: list) -> None:
+def scaling(out: Path, quick: bool, rows: list, train_seed: int | None = None) -> None:
     print("price(eps) - price(0) against eps", flush=True)
     base = {
         "derivative": {"maturity": 30 / 365},
         "hedge": {"instruments": ["underlying"], "steps": SCALING_STEPS, "charge_initial_trade": False},
-        "policy": {"type": "no_transaction_band", "features": ["log_moneyness", "time_to_maturity", "volatility"],
-                   "start": "delta"},
+        "policy": {"type": "no_transaction_band", "start": "delta",
+                   "features": ["log_moneyness", "time_to_maturity", "volatility", "spot_gamma"]},
         "objective": {"type": "entropic", "risk_aversion": SCALING_AVERSION},
         "train": {"paths": 10000, "epochs": 120, "learning_rate": 1e-3, "schedule": "cosine",
                   "final_learning_rate": 1e-4},
         "evaluate": {"paths": 2**20, "baselines": ["bs_delta", "whalley_wilmott"]},
     }
     base = merge(base, quick_overrides(quick))
+    if train_seed is not None:
+        base = merge(base, {"train": {"seed": train_seed}})
     # price(0): without costs the band network's best band is empty, i.e. the delta it is
     # built around, so price(0) is the Black–Scholes-delta hedge's price on the same paths
     # (every run evaluates on the same seed: common random numbers across eps, and the
@@ -280,10 +283,13 @@ def main(argv=None) -> int:
     parser.add_argument("--only", default="ntb,heston,scaling", help="comma-separated: ntb, heston, scaling, ww_sweep")
     parser.add_argument("--quick", action="store_true", help="few paths and epochs: a smoke run, not a reproduction")
     parser.add_argument("--out", default="out/hedge_reproductions")
+    parser.add_argument("--train-seed", type=int, default=None,
+                        help="scaling only: the networks' training seed (default: the config's, 42)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     rows: list = []
-    parts = {"ntb": ntb, "heston": heston, "scaling": scaling, "ww_sweep": ww_sweep}
+    parts = {"ntb": ntb, "heston": heston, "scaling": functools.partial(scaling, train_seed=args.train_seed),
+             "ww_sweep": ww_sweep}
     started = time.perf_counter()
     for name in args.only.split(","):
         parts[name.strip()](out, args.quick, rows)

@@ -2,7 +2,12 @@
 
 State-independent features (they do not depend on the hedge) are computed for all dates
 at once, ``[dates, paths]``; ``prev_hedge`` is the policy's own previous position and is
-fed inside the time loop."""
+fed inside the time loop.
+
+``spot_gamma`` is spot times the Black–Scholes gamma at the path's volatility,
+``dDelta / dlog(spot) = phi(d1) / (vol sqrt(tau))``: the same for any unit of spot. The
+Whalley–Wilmott no-transaction band's half-width grows as its 2/3 power; a band network
+that sees it can learn that shape (benchmarks/RESULTS.md, the cost-scaling reproduction)."""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from jaxtyping import Array, Float
 from hedging.derivatives import EuropeanOption
 from hedging.problem import HedgingProblem, MarketPaths
 
-MARKET_FEATURES = ("log_moneyness", "moneyness", "time_to_maturity", "volatility", "variance")
+MARKET_FEATURES = ("log_moneyness", "moneyness", "time_to_maturity", "volatility", "variance", "spot_gamma")
 FEATURES = MARKET_FEATURES + ("prev_hedge",)
 
 
@@ -47,6 +52,8 @@ class MarketView(eqx.Module):
             return jnp.sqrt(jnp.maximum(self.variance, 0.0))
         if name == "variance":
             return self.variance
+        if name == "spot_gamma":
+            return self.spot * self.gamma()
         raise ValueError(f"policy.features: unknown feature {name!r}; expected some of {list(FEATURES)}")
 
     def stack(self, names: tuple[str, ...]) -> Float[Array, "dates paths features"]:

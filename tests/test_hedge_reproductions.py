@@ -9,6 +9,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from jax.scipy.stats import norm
@@ -105,3 +106,38 @@ def test_reproduction_configs_validate(name):
     else:
         assert config.hedge.cost == 1e-3 and config.objective.risk_aversion == 1.0
         assert config.derivative.maturity == pytest.approx(config.hedge.steps / 365)
+
+
+@pytest.mark.parametrize("exponent, passes", [(2 / 3, True), (0.63, True), (0.6, False), (0.72, False)])
+def test_cost_scaling_check_finds_the_exponent_of_a_known_sweep(monkeypatch, exponent, passes):
+    """The scaling part of the benchmark on a stub that validates each config it would run and
+    returns P&Ls whose entropic excess over price(0) is exactly 1e-2 eps^exponent (a constant
+    shift of every path: the entropic price is cash-invariant): the reported slope is the
+    exponent and the 2/3 +- 0.05 check passes or fails with it."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    import hedge_reproductions as hr
+
+    from riskengine.jobs.hedge import Config
+
+    base_pnl = np.random.default_rng(0).normal(0.0, 0.01, 4096)
+    seen = []
+
+    def run_config(name, out, tag, overrides=None):
+        data = hr.merge(yaml.safe_load((CONFIGS / name).read_text()), overrides or {})
+        config = Config.model_validate(data)
+        seen.append(config)
+        shift = 1e-2 * config.hedge.cost**exponent
+        return {}, pd.DataFrame({"bs_delta": base_pnl - shift, "policy": base_pnl - shift,
+                                 "whalley_wilmott": base_pnl - 2 * shift})
+
+    monkeypatch.setattr(hr, "run_config", run_config)
+    rows = []
+    hr.scaling(Path("unused"), False, rows, train_seed=7)
+    slope = rows[-1]
+    assert "trained band" in slope["check"] and slope["ok"] is passes
+    assert slope["ours"] == pytest.approx(exponent, abs=1e-9)
+    assert [c.hedge.cost for c in seen] == [0.0, *hr.SCALING_COSTS]
+    assert all(c.hedge.steps == hr.SCALING_STEPS and c.train.seed == 7 for c in seen)
+    assert "spot_gamma" in seen[-1].policy.features and seen[-1].policy.start == "delta"

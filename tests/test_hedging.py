@@ -164,6 +164,20 @@ def test_whalley_wilmott_band_matches_formula():
     np.testing.assert_array_equal(h[inside], prev[inside])  # no trade inside the band
 
 
+@pytest.mark.parametrize("spot", [1.0, 100.0])
+def test_spot_gamma_feature_is_phi_d1_over_total_vol_for_any_unit_of_spot(spot):
+    from hedging import MarketView
+
+    problem = gbm_problem(spot=spot)
+    paths = problem.simulate(jax.random.key(8), 128)
+    view = MarketView.of(problem, paths)
+    s, tau = np.asarray(view.spot), np.asarray(view.time_to_maturity)
+    std = SIGMA * np.sqrt(tau)
+    d1 = (np.log(s / spot) + 0.5 * std**2) / std
+    np.testing.assert_allclose(np.asarray(view.feature("spot_gamma")), stats.norm.pdf(d1) / std, rtol=1e-12)
+    assert view.stack(("spot_gamma",)).shape == s.shape + (1,)
+
+
 def test_variance_swap_price_is_a_martingale_under_heston():
     model = Heston(v0=0.04, kappa=1.0, theta=0.04, sigma=2.0, rho=-0.7)
     problem = HedgingProblem(model=model, derivative=EuropeanOption(strike=100.0, maturity=30 / 365), spot=100.0,
