@@ -114,9 +114,7 @@ def test_cost_scaling_check_finds_the_exponent_of_a_known_sweep(monkeypatch, exp
     returns P&Ls whose entropic excess over price(0) is exactly 1e-2 eps^exponent (a constant
     shift of every path: the entropic price is cash-invariant): the reported slope is the
     exponent and the 2/3 +- 0.05 check passes or fails with it."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "benchmarks"))
     import hedge_reproductions as hr
 
     from riskengine.jobs.hedge import Config
