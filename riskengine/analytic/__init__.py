@@ -14,9 +14,11 @@ from riskengine.analytic.black_scholes import (
 from riskengine.analytic.characteristic import bates_cf, heston_cf, svcj_cf
 from riskengine.analytic.fourier import lewis_price
 from riskengine.analytic.heston import bates_price, heston_price, svcj_price
+from riskengine.analytic.inverse import INVERSE_MODELS, inverse_price
 from riskengine.analytic.merton import merton_price
 
 __all__ = [
+    "INVERSE_MODELS",
     "bates_cf",
     "bates_price",
     "black76_price",
@@ -25,6 +27,7 @@ __all__ = [
     "heston_cf",
     "heston_price",
     "implied_vol",
+    "inverse_price",
     "lewis_price",
     "merton_price",
     "svcj_cf",

@@ -1,0 +1,11 @@
+"""Readers for market-data exports (one home per format)."""
+
+from riskengine.data.deribit import (
+    DERIBIT_2021_COLUMNS,
+    DERIBIT_COLUMNS,
+    Chain,
+    list_snapshots,
+    read_chain,
+)
+
+__all__ = ["DERIBIT_2021_COLUMNS", "DERIBIT_COLUMNS", "Chain", "list_snapshots", "read_chain"]
