@@ -26,6 +26,7 @@ for ``cross`` rows.
 from __future__ import annotations
 
 import dataclasses
+import io
 import math
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from riskengine.config import ConfigError
+from riskengine.config import load_yaml, read_text
+from riskengine.errors import ConfigError
 from riskengine.instruments import (
     futures_pnl,
     option_value,
@@ -59,18 +61,23 @@ OPTIONAL = {"multiplier": 1.0, "imr": 0.10, "mmr": 0.05, "collateral_currency": 
 
 def read_book_table(path: str | Path) -> pd.DataFrame:
     path = Path(path)
+    text = read_text(path, what="book")
     try:
         if path.suffix.lower() in (".yaml", ".yml"):
-            data = yaml.safe_load(path.read_text())
+            data = load_yaml(path, what="book")  # duplicate keys refused
             rows = data.get("positions") if isinstance(data, dict) else data
             if not isinstance(rows, list):
                 raise ConfigError(f"book {path.name}: expected a list of positions (or a 'positions' list)")
-            return pd.DataFrame(rows)
-        return pd.read_csv(path, dtype={"id": str, "venue": str, "underlying": str, "option": str})
-    except OSError as err:
-        raise ConfigError(f"book: cannot read {str(path)!r}: {err.strerror or err}") from None
+            table = pd.DataFrame(rows)
+        else:
+            table = pd.read_csv(io.StringIO(text), dtype={"id": str, "venue": str, "underlying": str, "option": str})
+    except pd.errors.EmptyDataError:
+        raise ConfigError(f"book {path.name}: the file is empty (expected a header and one row per position)") from None
     except (yaml.YAMLError, pd.errors.ParserError) as err:
         raise ConfigError(f"book {path.name}: not readable: {str(err).splitlines()[0]}") from None
+    if table.empty:
+        raise ConfigError(f"book {path.name}: no positions (the file has no rows)")
+    return table
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,6 +146,13 @@ def validate_book(table: pd.DataFrame, market: MarketSnapshot, *, source: str = 
             value = _number(row[field])
             if value is None or not math.isfinite(value):
                 bad.append(f"{field} is {row[field]!r}")
+            elif field == "multiplier" and value <= 0:
+                bad.append(f"multiplier must be > 0, got {value!r}")
+            elif field in ("imr", "mmr") and not 0 < value <= 1:
+                bad.append(f"{field} must be in (0, 1], got {value!r}")
+        imr, mmr = _number(row["imr"]), _number(row["mmr"])
+        if imr is not None and mmr is not None and 0 < imr <= 1 and 0 < mmr <= 1 and mmr > imr:
+            bad.append(f"mmr ({mmr!r}) must not exceed imr ({imr!r})")
         collateral = _number(row["collateral"]) if not _is_missing(row["collateral"]) else 0.0
         if collateral is None or not math.isfinite(collateral) or collateral < 0:
             bad.append(f"collateral is {row['collateral']!r}")

@@ -46,23 +46,37 @@ class Checkpoint:
     def __init__(self, folder: str | Path, *, fingerprint: str, resume: bool, description: dict | None = None):
         self.folder = Path(folder)
         self.fingerprint = fingerprint
+        self._description = description or {}
         manifest = self.folder / MANIFEST
-        if resume and manifest.exists():
-            found = json.loads(manifest.read_text()).get("fingerprint")
-            if found != fingerprint:
+        if self.folder.exists() or self.folder.is_symlink():
+            found = _read_fingerprint(manifest)
+            if found is None:  # not a checkpoint of ours: never delete what we did not write
+                raise CheckpointMismatch(
+                    f"{str(self.folder)!r} exists and is not a riskengine checkpoint; move it away or choose another --out"
+                )
+            if resume and found != fingerprint:
                 raise CheckpointMismatch(
                     f"the checkpoint in {str(self.folder)!r} was written by a different run "
                     f"(config, seed, paths, process count or code: fingerprint {str(found)[:12]} != "
                     f"{fingerprint[:12]}); remove it or run without --resume"
                 )
-        elif self.folder.exists():
-            shutil.rmtree(self.folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        if not manifest.exists():
-            _atomic_write(manifest, json.dumps({"fingerprint": fingerprint, **(description or {})}, indent=1).encode())
+            if not resume:
+                shutil.rmtree(self.folder)
+        # The folder is created with the first saved chunk: a run that saves nothing leaves
+        # nothing behind.
         self._stages = 0
         self._computed = 0
         self._exit_after = int(os.environ.get(EXIT_AFTER_ENV, "0") or 0)
+
+    def _ensure(self) -> None:
+        manifest = self.folder / MANIFEST
+        if not manifest.exists():
+            self.folder.mkdir(parents=True, exist_ok=True)
+            _atomic_write(manifest, json.dumps({"fingerprint": self.fingerprint, **self._description}, indent=1).encode())
+
+    def has_chunks(self) -> bool:
+        """Whether anything was saved that a ``--resume`` could reuse."""
+        return self.folder.is_dir() and any(self.folder.glob("*/*.npz"))
 
     def stage(self, kind: str, identity: bytes) -> Stage:
         self._stages += 1
@@ -84,7 +98,6 @@ class Stage:
     def __init__(self, checkpoint: Checkpoint, folder: Path):
         self.checkpoint = checkpoint
         self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
 
     def _path(self, first_block: int, blocks: int) -> Path:
         return self.folder / f"{first_block:010d}+{blocks}.npz"
@@ -102,6 +115,8 @@ class Stage:
         """Save one chunk (``write=False``: count it only, for a process that does not
         write); counts toward the test hook's exit."""
         if write:
+            self.checkpoint._ensure()
+            self.folder.mkdir(parents=True, exist_ok=True)
             leaves: list[np.ndarray] = []
             structure = _encode(tree, leaves)
             arrays = {f"leaf_{i}": np.asarray(x) for i, x in enumerate(leaves)}
@@ -140,6 +155,14 @@ def _decode(structure: Any, leaves: Iterator[np.ndarray]) -> Any:
     if kind == "n":
         return None
     return next(leaves)
+
+
+def _read_fingerprint(manifest: Path) -> str | None:
+    try:
+        found = json.loads(manifest.read_text()).get("fingerprint")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return found if isinstance(found, str) else None
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -7,7 +7,9 @@ process options, N processes (one per host, or per accelerator group) join throu
 ``jax.distributed`` and share the paths; process 0 writes the outputs.
 
 Bad input prints one line ``error: <field>: <problem>`` and exits with code 2, leaving no
-output directory behind.
+output directory behind. ``--out`` must be absent, empty, or a previous riskengine result
+(whose own files alone are replaced); anything else is refused. An unexpected exception
+prints ``error: internal: <type>: <message>; please report`` and exits with code 1.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from riskengine.config import ConfigError, load_yaml, override_section, validate
+from riskengine.config import load_yaml, override_section, validate
+from riskengine.errors import ConfigError, one_line
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 1
 
 
 def _apply_overrides(data: dict[str, Any], *, paths: int | None, seed: int | None) -> dict[str, Any]:
@@ -82,10 +86,14 @@ def run_job(
         import jax
 
         jax.config.update("jax_enable_x64", True)
-    out_dir = Path(out) if out else Path("out") / Path(config_path).stem
-    from riskengine.report import atomic_directory
+    shown = out if out else str(Path("out") / Path(config_path).stem)
+    out_dir = Path(shown)
+    from riskengine.report.output import atomic_directory, check_output_directory, missing_parents, remove_empty
 
     processes, me = jax.process_count(), jax.process_index()
+    if me == 0:
+        check_output_directory(out_dir, shown=shown)  # before any work: never a foreign folder
+    created = missing_parents(out_dir)
     folder = out_dir.parent / f"{out_dir.name}.checkpoint"
     if processes > 1:
         folder = folder / f"process-{me}-of-{processes}"
@@ -100,10 +108,16 @@ def run_job(
     target = out_dir if me == 0 else Path(tempfile.mkdtemp(prefix=f"riskengine-process-{me}-"))
     update, close = _progress_bar(progress and me == 0)
     try:
-        with checkpoint.active(saved), atomic_directory(target) as tmp:
+        with checkpoint.active(saved), atomic_directory(target, shown=shown, job=job) as tmp:
             summary = module.run(config, tmp, progress=update, base_dir=Path(config_path).parent)
     except ConfigError:
         saved.remove()  # bad input: nothing worth resuming, nothing left behind
+        remove_empty(created)
+        raise
+    except BaseException:
+        if not saved.has_chunks():  # nothing a --resume could reuse: no debris
+            saved.remove()
+            remove_empty(created)
         raise
     finally:
         close()
@@ -165,8 +179,15 @@ def main(argv: list[str] | None = None) -> int:
             progress=not args.no_progress and sys.stderr.isatty(), resume=args.resume,
         )
     except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(str(err))}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("error: interrupted; run again with --resume to reuse the saved chunks", file=sys.stderr)
+        return 130
+    except Exception as err:  # a bug, not bad input: one line, and the type for the report
+        print(f"error: internal: {type(err).__name__}: {one_line(str(err), limit=200)}; please report",
+              file=sys.stderr)
+        return EXIT_INTERNAL
     if args.process_id:
         print(f"process {args.process_id} done in {time.perf_counter() - started:.1f} s")
         return 0

@@ -19,7 +19,10 @@ from pydantic import (
     model_validator,
 )
 
+from riskengine.errors import ConfigError, one_line
 from riskengine.models import MODELS, build_model, parameter_names
+
+__all__ = ["ConfigError", "McConfig", "MarketConfig", "ModelConfig", "Strict", "load_yaml", "validate"]
 
 
 def override_section(data: dict[str, Any], section: str, *, paths: int | None, seed: int | None) -> dict[str, Any]:
@@ -34,10 +37,6 @@ def override_section(data: dict[str, Any], section: str, *, paths: int | None, s
             part["seed"] = seed
         data[section] = part
     return data
-
-
-class ConfigError(ValueError):
-    """Bad user input: the message is one line naming the field and the value."""
 
 
 class Strict(BaseModel):
@@ -122,22 +121,84 @@ class McConfig(Strict):
         return value
 
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping, with a one-line error when the file is missing or malformed."""
+MAX_ALIASES = 100  # YAML anchors expanded per file: a "billion laughs" file stops here
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """Safe YAML that refuses a key given twice in one mapping (the last one would win
+    silently) and more than ``MAX_ALIASES`` alias expansions."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._aliases = 0
+
+    def compose_node(self, parent, index):  # noqa: ANN001 - PyYAML's signature
+        if self.check_event(yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_ALIASES:
+                event = self.peek_event()
+                raise yaml.composer.ComposerError(
+                    None, None, f"more than {MAX_ALIASES} aliases (anchors referenced with *)", event.start_mark
+                )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):  # noqa: ANN001 - PyYAML's signature
+        if isinstance(node, yaml.MappingNode):
+            self.flatten_mapping(node)
+            seen: dict[Any, Any] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.setdefault(key, key_node.start_mark)
+                except TypeError:
+                    continue  # an unhashable key: PyYAML reports it below
+                if first is not key_node.start_mark:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {one_line(repr(key), limit=60)} (first at line {first.line + 1})",
+                        key_node.start_mark,
+                    )
+        return super().construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    lambda loader, node: loader.construct_mapping(node),
+)
+
+
+def read_text(path: str | Path, *, what: str) -> str:
+    """A text file's content, with a one-line ``ConfigError`` naming ``what`` and the file
+    when it is missing, unreadable, binary or not UTF-8."""
     path = Path(path)
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
+    except IsADirectoryError:
+        raise ConfigError(f"{what}: {str(path)!r} is a directory, not a file") from None
     except OSError as err:
-        raise ConfigError(f"config: cannot read {str(path)!r}: {err.strerror or err}") from None
+        raise ConfigError(f"{what}: cannot read {str(path)!r}: {err.strerror or err}") from None
+    if b"\0" in raw[:65536]:
+        raise ConfigError(f"{what}: {str(path)!r} is a binary file, not text")
     try:
-        data = yaml.safe_load(text)
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{what}: {str(path)!r} is not UTF-8 text (byte {err.start})") from None
+
+
+def load_yaml(path: str | Path, *, what: str = "config") -> dict[str, Any]:
+    """Read a YAML mapping, with a one-line error when the file is missing, binary, not
+    UTF-8, malformed, or repeats a key."""
+    path = Path(path)
+    text = read_text(path, what=what)
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ConfigError(f"config: {str(path)!r} is not valid YAML{where}: {problem}") from None
+        raise ConfigError(f"{what}: {str(path)!r} is not valid YAML{where}: {problem}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"config: {str(path)!r} must hold a mapping with a 'job' field, got {type(data).__name__}")
+        raise ConfigError(f"{what}: {str(path)!r} must hold a mapping with a 'job' field, got {type(data).__name__}"
+                          if what == "config" else f"{what}: {str(path)!r} must hold a mapping, got {type(data).__name__}")
     return data
 
 

@@ -47,7 +47,7 @@ import datetime as dt
 import functools
 import math
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import jax
 import jax.numpy as jnp
@@ -95,8 +95,8 @@ class VolSurface(Strict):
 
 class UnderlyingMarket(Strict):
     spot: float = Field(gt=0, allow_inf_nan=False)
-    basis: float = Field(default=0.0, allow_inf_nan=False)
-    funding_premium_8h: float = Field(default=0.0, allow_inf_nan=False)
+    basis: float = Field(default=0.0, ge=-5.0, le=5.0, allow_inf_nan=False)  # annualised, ±500%
+    funding_premium_8h: float = Field(default=0.0, ge=-0.05, le=0.05, allow_inf_nan=False)  # ±5% per 8 h
     vol_surface: VolSurface
 
 
@@ -108,8 +108,8 @@ class CorrelationConfig(Strict):
 class MarketSnapshot(Strict):
     asof: dt.date
     description: str = ""
-    rate: float = Field(default=0.0, allow_inf_nan=False)
-    stablecoins: dict[str, float] = Field(default_factory=lambda: {"USD": 1.0})
+    rate: float = Field(default=0.0, ge=-1.0, le=5.0, allow_inf_nan=False)
+    stablecoins: dict[str, Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(default_factory=lambda: {"USD": 1.0})
     underlyings: dict[str, UnderlyingMarket] = Field(min_length=1)
     correlation: CorrelationConfig | None = None
     vol_interpolation: Literal["linear", "svi"] = "linear"
@@ -376,6 +376,6 @@ class SviVolSurface:
 
 def load_market(path: str | Path) -> MarketSnapshot:
     try:
-        return validate(MarketSnapshot, load_yaml(path))
+        return validate(MarketSnapshot, load_yaml(path, what="file"))
     except ConfigError as err:
         raise ConfigError(f"market {Path(path).name}: {err}") from None

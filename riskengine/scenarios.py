@@ -78,7 +78,7 @@ class Scenario(Strict):
 
 def load_scenario(path: str | Path) -> Scenario:
     path = Path(path)
-    data = load_yaml(path)
+    data = load_yaml(path, what="file")
     try:
         scenario = validate(Scenario, data)
     except ConfigError as err:
