@@ -1,0 +1,102 @@
+"""One-day risk forecasts of a book of exposures, re-fitted walk-forward, by simulation.
+
+At each retrain date a GARCH or GJR-GARCH(1,1) (:func:`riskengine.calibration.garch.fit_garch`)
+is fitted to each asset's daily log returns of the training window, and the correlation of
+the standardised residuals is taken; ``paths`` independent standard normals per retrain
+period are simulated by riskengine (:func:`riskengine.simulate.simulate_paths`: a GBM with
+unit volatility over one year at rate 0 has ``log_return = -1/2 + W_1``, keyed by
+``fold_in(key(seed), block)``) and correlated. Every day ``t`` the variance forecast
+``sigma^2_{t+1}`` of each asset is the GARCH filter (:func:`~riskengine.calibration.garch.filter_garch`)
+of the asset's last ``filter_days`` log returns up to ``t`` with the period's parameters, and
+the one-day scenarios of simple returns are ``expm1(sigma_{t+1} z)``. VaR and ES (CVaR) of
+exposures ``w`` are those of ``scenarios @ w`` (:func:`riskengine.risk.var_and_es`). Assets
+with fewer than 100 returns in the window use their sample standard deviation instead.
+Everything at ``t`` depends on returns up to ``t`` only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from jaxtyping import Float
+
+from riskengine.calibration.garch import MIN_OBSERVATIONS, filter_garch, fit_garch
+from riskengine.risk import var_and_es
+
+
+def simulated_normals(*, assets: int, paths: int, periods: int, seed: int) -> Float[np.ndarray, "periods paths assets"]:
+    """Independent standard normals from riskengine's simulator, one block of ``paths`` per
+    period (the first ``k`` periods do not depend on how many follow)."""
+    import jax
+
+    from riskengine.models import GBM, CorrelatedAssets
+    from riskengine.simulate import DEFAULT_BLOCK_SIZE, simulate_paths
+
+    per = -(-paths // DEFAULT_BLOCK_SIZE) * DEFAULT_BLOCK_SIZE  # whole blocks per period
+    models = CorrelatedAssets.from_correlation([GBM(sigma=1.0) for _ in range(assets)])
+    obs = simulate_paths(models, key=jax.random.key(seed), times=[1.0], num_paths=per * periods,
+                         steps_per_year=1)
+    z = np.asarray(obs.log_return[0], np.float64) + 0.5
+    return z.reshape(periods, per, assets)[:, :paths]
+
+
+def _correlated(z: np.ndarray, corr: np.ndarray) -> np.ndarray:
+    from riskengine.models.correlated import correlation_factor
+
+    corr = np.clip((corr + corr.T) / 2, -1.0, 1.0)
+    np.fill_diagonal(corr, 1.0)
+    vals, vecs = np.linalg.eigh(corr)
+    if vals.min() < 1e-10:
+        corr = (vecs * np.clip(vals, 1e-10, None)) @ vecs.T
+        d = np.sqrt(np.diag(corr))
+        corr = corr / np.outer(d, d)
+    return z @ correlation_factor(corr).T
+
+
+class RiskForecaster:
+    """Scenario generator of one retrain period (see the module docstring)."""
+
+    def __init__(self, window: Float[np.ndarray, "days assets"], normals: Float[np.ndarray, "paths assets"],
+                 *, kind: str = "gjr", dist: str = "normal", filter_days: int = 365):
+        n = window.shape[1]
+        self.kind = kind
+        self.filter_days = filter_days
+        self.params: list[dict | None] = []
+        resid = np.zeros_like(window)
+        for a in range(n):
+            r = window[:, a]
+            ok = np.isfinite(r)
+            if ok.sum() >= MIN_OBSERVATIONS:
+                fit = fit_garch(r[ok], kind=kind, dist=dist)
+                p = dict(fit.params)
+                self.params.append(p)
+                resid[ok, a] = (r[ok] - p["mu"]) / fit.conditional_vol
+            else:
+                self.params.append(None)
+                sd = float(np.std(r[ok], ddof=1)) if ok.sum() > 2 else np.nan
+                resid[ok, a] = r[ok] / sd if sd > 0 else 0.0
+        corr = np.corrcoef(resid, rowvar=False) if n > 1 else np.ones((1, 1))
+        corr = np.where(np.isfinite(corr), corr, 0.0)
+        self.shocks = _correlated(normals, corr)
+
+    def vol(self, history: Float[np.ndarray, "days assets"]) -> Float[np.ndarray, " assets"]:
+        """Daily volatility forecasts for the day after the last row of ``history``."""
+        out = np.full(history.shape[1], np.nan)
+        for a, p in enumerate(self.params):
+            r = history[-self.filter_days:, a]
+            r = r[np.isfinite(r)]
+            if r.size < 20:
+                continue
+            if p is None:
+                out[a] = float(np.std(r, ddof=1))
+            else:
+                out[a] = float(np.sqrt(filter_garch(p, r, kind=self.kind)[1]))
+        return out
+
+    def scenarios(self, vol: Float[np.ndarray, " assets"]) -> Float[np.ndarray, "paths assets"]:
+        return np.expm1(self.shocks * np.where(np.isfinite(vol), vol, 0.0))
+
+    @staticmethod
+    def var_es(scenarios: np.ndarray, weights: Float[np.ndarray, "... assets"], *, level: float):
+        """VaR and ES (positive = loss, fraction of equity) of ``weights`` (one book or a batch)."""
+        pnl = np.asarray(weights) @ scenarios.T
+        return var_and_es(pnl, level=level)
