@@ -86,7 +86,11 @@ def run_walk_forward(model: str, panel: Panel, target: Float[np.ndarray, "dates 
         lo = t0 - window
         stop = min(t0 + every, last + 1)
         Xw = X[lo:t0]
-        Xp = X[t0:stop].reshape(-1, k)
+        # predict on a fixed shape (a whole period, zero rows past the data), so that a run on
+        # truncated data evaluates the same compiled program on the same rows: bitwise equal
+        Xp = np.zeros((every * assets, k))
+        rows_p = (stop - t0) * assets
+        Xp[:rows_p] = X[t0:stop].reshape(-1, k)
         if model in ("ridge", "gbt"):
             yw = target[lo:t0]
             ok = np.isfinite(yw)
@@ -120,9 +124,9 @@ def run_walk_forward(model: str, panel: Panel, target: Float[np.ndarray, "dates 
         else:
             raise ValueError(f"models: unknown model {model!r}")
         rows = slice(t0 - first, stop - first)
-        scores[rows] = s.reshape(stop - t0, assets)
-        forecasts[rows] = pred.reshape(stop - t0, assets)
-        contrib[rows] = c_out.reshape(stop - t0, assets, k)
+        scores[rows] = s[:rows_p].reshape(stop - t0, assets)
+        forecasts[rows] = pred[:rows_p].reshape(stop - t0, assets)
+        contrib[rows] = c_out[:rows_p].reshape(stop - t0, assets, k)
         mag = np.abs(c_in).mean(axis=0)
         share = mag / mag.sum() if mag.sum() > 0 else mag
         retrains.append({"date": panel.dates[t0], "samples": int(c_in.shape[0]), "params": params,
