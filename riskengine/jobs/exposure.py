@@ -42,6 +42,7 @@ from riskengine.allocation.factors import (
     align,
     build_panel,
     read_series,
+    resolve,
 )
 from riskengine.allocation.performance import (
     DAYS_PER_YEAR,
@@ -209,6 +210,9 @@ class Config(Strict):
     risk: RiskConfig = RiskConfig()
     metrics: MetricsConfig = MetricsConfig()
     seed: int = Field(default=0, ge=0)
+    # skip: when an input file is absent, write a summary that says so (``skipped``) and
+    # exit 0 instead of failing; for configs reading external data such as ../shared/data
+    if_missing: Literal["error", "skip"] = "error"
 
     @field_validator("models")
     @classmethod
@@ -281,8 +285,36 @@ def load_factors(config: Config, base_dir: Path | None) -> list[FactorInput]:
 
 # --- the run -------------------------------------------------------------------------------------
 
+def _input_paths(config: Config) -> list[tuple[str, str]]:
+    prices = ([("prices", config.prices)] if isinstance(config.prices, str)
+              else [(f"prices.{a}", p) for a, p in config.prices.items()])
+    factors = [(f"factors.{i}.path", f.path) for i, f in enumerate(config.factors)]
+    funding = [("costs.funding.path", config.costs.funding.path)] if config.costs.funding else []
+    return prices + factors + funding
+
+
+def _skip(config: Config, out: Path, base_dir: Path | None) -> dict | None:
+    missing = [(f, p) for f, p in _input_paths(config) if not resolve(p, base_dir).exists()]
+    if not missing:
+        return None
+    field, path = missing[0]
+    reason = (f"{field}: {str(resolve(path, base_dir))!r} is absent ({len(missing)} input file(s) "
+              "missing); if_missing: skip, so nothing was run")
+    summary = {"job": "exposure", "skipped": reason, "missing": [p for _, p in missing],
+               "paths": config.risk.paths, "seed": config.seed}
+    rep = Report("Dynamic exposure — not run")
+    rep.paragraph(reason)
+    rep.write(out / "report.html")
+    write_json(out / "summary.json", summary)
+    return summary
+
+
 def run(config: Config, out: Path, *, progress=None, base_dir: Path | None = None) -> dict:
     started = time.perf_counter()
+    if config.if_missing == "skip":
+        skipped = _skip(config, out, base_dir)
+        if skipped is not None:
+            return skipped
     wf = config.walk_forward
     closes = load_prices(config, base_dir, end=wf.end)
     factors = load_factors(config, base_dir)
