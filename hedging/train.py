@@ -50,6 +50,8 @@ TRAIN_COMPILER_OPTIONS = {
     **COMPILER_OPTIONS, "xla_cpu_experimental_ynn_fusion_type": "", "xla_backend_optimization_level": 1,
 }
 
+DIVERGENCE_GROWTH = 1e6  # a loss this many times its first value: training diverged
+
 
 @dataclass
 class TrainResult:
@@ -175,6 +177,11 @@ def train(
         done += n
         if not np.all(np.isfinite(losses)):
             raise FloatingPointError(f"train: the loss became {losses[~np.isfinite(losses)][0]} at epoch {done}")
+        first = abs(history[0])
+        if np.max(np.abs(losses)) > DIVERGENCE_GROWTH * max(first, 1e-12):
+            raise FloatingPointError(
+                f"train: the loss grew from {history[0]:.3g} to {np.max(np.abs(losses)):.3g} "
+                f"(over {DIVERGENCE_GROWTH:.0e} times) by epoch {done}")
         mean = float(losses.mean())
         if mean < best - min_delta:
             best, since_best = mean, 0

@@ -137,7 +137,7 @@ def validate_book(table: pd.DataFrame, market: MarketSnapshot, *, source: str = 
             seen[pid] = i
         kind = row["type"]
         if kind not in TYPES:
-            bad.append(f"unknown instrument type {kind!r} (expected one of {list(TYPES)})")
+            bad.append(f"unknown instrument type {kind!r}" + ("" if len(problems) else f" (expected one of {', '.join(TYPES)})"))
         if _is_missing(row["venue"]):
             bad.append("venue is missing")
         if row["underlying"] not in market.underlyings:

@@ -30,6 +30,7 @@ from riskengine.errors import ConfigError, one_line
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 1
+DEFAULT_MAX_HOURS = 24.0
 
 
 def _apply_overrides(data: dict[str, Any], *, paths: int | None, seed: int | None) -> dict[str, Any]:
@@ -58,7 +59,7 @@ def _progress_bar(enabled: bool):
 
 def run_job(
     config_path: str, *, out: str | None, paths: int | None, seed: int | None, progress: bool,
-    resume: bool = False,
+    resume: bool = False, max_hours: float = DEFAULT_MAX_HOURS,
 ) -> tuple[Path, int]:
     """Validate the config, run the job into a temporary directory, rename it to ``out``.
 
@@ -93,6 +94,7 @@ def run_job(
     processes, me = jax.process_count(), jax.process_index()
     if me == 0:
         check_output_directory(out_dir, shown=shown)  # before any work: never a foreign folder
+    _check_budget(module, config, base_dir=Path(config_path).parent, max_hours=max_hours, quiet=me != 0)
     created = missing_parents(out_dir)
     folder = out_dir.parent / f"{out_dir.name}.checkpoint"
     if processes > 1:
@@ -131,6 +133,40 @@ def run_job(
     return out_dir, exit_code
 
 
+def _check_budget(module: Any, config: Any, *, base_dir: Path, max_hours: float, quiet: bool) -> None:
+    """Refuse a run that cannot fit in memory or would exceed ``max_hours`` (one line with
+    the estimate); print the estimate of a large run that will fit."""
+    from riskengine import budget
+
+    estimate = getattr(module, "estimate", None)
+    if estimate is None:
+        return
+    line = budget.check(estimate(config, base_dir=base_dir), max_hours=max_hours)
+    if line and not quiet:
+        print(line, file=sys.stderr)
+
+
+def _count(text: str) -> int:
+    """A path count as users write it: ``100000``, ``1e6``, ``2**20``."""
+    try:
+        value = float(text) if "**" not in text else float(int(text.split("**")[0]) ** int(text.split("**")[1]))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text[:40]!r}") from None
+    if not value.is_integer() or value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text[:40]!r}")
+    return int(value)
+
+
+def _hours(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text[:40]!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text[:40]!r}")
+    return value
+
+
 def _fingerprint(job: str, config: Any, processes: int) -> str:
     """What decides a run's numbers: the validated config (seed and paths included), the
     process count, the package and JAX versions."""
@@ -143,13 +179,23 @@ def _fingerprint(job: str, config: Any, processes: int) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
+class _Parser(argparse.ArgumentParser):
+    """Command-line mistakes are bad input too: one line, exit 2."""
+
+    def error(self, message: str):  # noqa: D102 - argparse's hook
+        print(f"error: {one_line(message)} (see riskengine run --help)", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="riskengine", description="Monte Carlo risk engine for crypto derivatives.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="riskengine", description="Monte Carlo risk engine for crypto derivatives.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = sub.add_parser("run", help="run a job from a YAML config")
     run.add_argument("config", help="job config (YAML)")
     run.add_argument("--out", help="output directory (default: out/<config name>)")
-    run.add_argument("--paths", type=int, help="override mc.paths")
+    run.add_argument("--paths", type=_count, help="override mc.paths (1e6 and 2**20 are accepted)")
+    run.add_argument("--max-hours", type=_hours, default=DEFAULT_MAX_HOURS,
+                     help=f"refuse a run estimated to take longer (default {DEFAULT_MAX_HOURS:g})")
     run.add_argument("--seed", type=int, help="override mc.seed")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     run.add_argument("--fail-on-breach", action="store_true", help="exit with code 3 when a risk limit is breached")
@@ -177,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         out_dir, job_code = run_job(
             args.config, out=args.out, paths=args.paths, seed=args.seed,
             progress=not args.no_progress and sys.stderr.isatty(), resume=args.resume,
+            max_hours=args.max_hours,
         )
     except ConfigError as err:
         print(f"error: {one_line(str(err))}", file=sys.stderr)

@@ -5,6 +5,7 @@ Field names here are a contract with users' configs and scripts: keep them exact
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -166,6 +167,26 @@ _StrictLoader.add_constructor(
 )
 
 
+MAX_VALUES = 1_000_000  # values in a YAML file once its aliases are expanded
+
+
+def _expanded_size(data: Any) -> int:
+    """How many values ``data`` holds with shared (aliased) parts counted each time they
+    appear, computed once per shared part (linear in the file, whatever it expands to)."""
+    sizes: dict[int, int] = {}
+
+    def size(node: Any) -> int:
+        if not isinstance(node, dict | list):
+            return 1
+        known = sizes.get(id(node))
+        if known is None:
+            children = node.values() if isinstance(node, dict) else node
+            known = sizes[id(node)] = 1 + sum(size(child) for child in children)
+        return known
+
+    return size(data)
+
+
 def read_text(path: str | Path, *, what: str) -> str:
     """A text file's content, with a one-line ``ConfigError`` naming ``what`` and the file
     when it is missing, unreadable, binary or not UTF-8."""
@@ -196,10 +217,16 @@ def load_yaml(path: str | Path, *, what: str = "config") -> dict[str, Any]:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise ConfigError(f"{what}: {str(path)!r} is not valid YAML{where}: {problem}") from None
+    if _expanded_size(data) > MAX_VALUES:
+        raise ConfigError(f"{what}: {str(path)!r} expands to more than {MAX_VALUES:,} values "
+                          "(aliases of aliases); write the values out")
     if not isinstance(data, dict):
         raise ConfigError(f"{what}: {str(path)!r} must hold a mapping with a 'job' field, got {type(data).__name__}"
                           if what == "config" else f"{what}: {str(path)!r} must hold a mapping, got {type(data).__name__}")
     return data
+
+
+_NAMES_A_FIELD = re.compile(r"^[A-Za-z_][\w\[\]-]*(\.[\w\[\]-]+)+: ")  # "train.lr: ...", "evaluate.baselines: ..."
 
 
 def format_validation_error(err: ValidationError) -> str:
@@ -209,7 +236,7 @@ def format_validation_error(err: ValidationError) -> str:
     msg = first["msg"]
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
-    if msg.startswith(("model.", "mc.", "correlation", "limits.")):
+    if msg.startswith(("model.", "mc.", "correlation", "limits.")) or _NAMES_A_FIELD.match(msg):
         return msg  # already names the field
     if first["type"] == "missing":
         return f"{loc}: missing required field"

@@ -268,6 +268,12 @@ def fit_garch(
         raise ConfigError(f"garch: return {bad[0]} is not finite ({r[bad[0]]!r})")
     if not scale > 0:
         raise ConfigError(f"garch.scale: must be > 0 (got {scale!r})")
+    moving = np.count_nonzero(r != 0.0)
+    if np.std(r) * scale < 1e-8 or moving < MIN_OBSERVATIONS // 2:
+        raise ConfigError(
+            f"garch: the prices barely move ({moving} of {r.size} returns nonzero, std {np.std(r):.3g}); "
+            "a volatility model needs moving prices"
+        )
     names = garch_parameter_names(kind, dist)
     rs = r * scale
     backcast = float(np.var(rs))

@@ -31,7 +31,9 @@ import optax
 import pandas as pd
 from pydantic import Field, field_validator, model_validator
 
+from riskengine.budget import Estimate
 from riskengine.config import MarketConfig, ModelConfig, Strict
+from riskengine.errors import ConfigError
 from riskengine.report import Report, write_json, write_parquet
 
 BASELINES = ("no_hedge", "bs_delta", "whalley_wilmott")
@@ -145,6 +147,9 @@ class Config(Strict):
             raise ValueError(
                 f"hedge.instruments: a variance swap needs a stochastic-volatility model, got model {self.model.name!r}"
             )
+        if "heston_delta_vega" in self.evaluate.baselines and self.model.name != "heston":
+            raise ValueError(
+                f"evaluate.baselines: heston_delta_vega needs model heston, got model {self.model.name!r}")
         if self.policy.type == "no_transaction_band" and len(self.hedge.instruments) != 1:
             raise ValueError("policy.type: no_transaction_band hedges with the underlying only")
         if self.policy.start != "random" and self.policy.type != "no_transaction_band":
@@ -241,6 +246,23 @@ def build_baselines(config: Config) -> dict[str, Any]:
 # --- the job ----------------------------------------------------------------------------------
 
 
+def estimate(config: Config, *, base_dir: Path | None = None) -> Estimate:
+    """Training: paths × hedge dates × epochs, forward and backward, with every date's
+    activations held; evaluation: paths × simulation steps per strategy, and one P&L per
+    path and strategy kept."""
+    dates = config.hedge.steps
+    width = config.policy.width * config.policy.depth
+    strategies = 1 + 3  # the trained policy and the classic baselines
+    train = float(config.train.paths) * dates * config.train.epochs
+    evaluate = float(config.evaluate.paths) * dates * config.hedge.substeps * strategies
+    return Estimate(
+        memory_bytes=config.train.paths * dates * (width + 16) * 4.0 * 4 + config.evaluate.paths * strategies * 8.0 * 3,
+        work={"train_path_dates": train, "path_steps": evaluate},
+        field="train.epochs" if train > 10 * evaluate else "evaluate.paths",
+        detail=f"training {config.train.paths:.3g} paths x {dates} dates x {config.train.epochs} epochs, "
+               f"evaluation {config.evaluate.paths:.3g} paths",
+    )
+
 def run(config: Config, out: Path, *, progress=None, base_dir: Path | None = None) -> dict:
     from hedging import build_policy, evaluate, reference_price, sample_hedges, save_policy, train
 
@@ -252,15 +274,20 @@ def run(config: Config, out: Path, *, progress=None, base_dir: Path | None = Non
         spec = policy_spec(config)
         key = jax.random.key(config.train.seed)
         policy = build_policy(spec, key=jax.random.fold_in(key, 1_000_000))
+        baselines = build_baselines(config)  # before training: a baseline that does not fit fails now
         checkpoint, resume = _checkpoint(config, base_dir)
         bar = _epoch_bar(progress is not None, config.train.epochs)
-        result = train(
-            policy, objective, problem, key=key, num_paths=config.train.paths, epochs=config.train.epochs,
-            optimizer=build_optimizer(config), epochs_per_call=config.train.epochs_per_call,
-            checkpoint_dir=checkpoint, resume=resume, patience=config.train.patience,
-            min_delta=config.train.min_delta, progress=bar, devices=config.train.devices,
-        )
-        strategies = {"policy": result.policy, **build_baselines(config)}
+        try:
+            result = train(
+                policy, objective, problem, key=key, num_paths=config.train.paths, epochs=config.train.epochs,
+                optimizer=build_optimizer(config), epochs_per_call=config.train.epochs_per_call,
+                checkpoint_dir=checkpoint, resume=resume, patience=config.train.patience,
+                min_delta=config.train.min_delta, progress=bar, devices=config.train.devices,
+            )
+        except FloatingPointError as err:  # no collapsed policy reported as a price
+            raise ConfigError(f"{err}: training diverged; lower train.learning_rate (now {config.train.learning_rate:g}) "
+                              "or add train.clip") from None
+        strategies = {"policy": result.policy, **baselines}
         eval_started = time.perf_counter()
         pnl = evaluate(strategies, problem, key=jax.random.key(config.evaluate.seed),
                        num_paths=config.evaluate.paths, progress=progress)

@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 
+from riskengine.budget import Estimate
 from riskengine.config import (
     MarketConfig,
     ModelConfig,
@@ -206,6 +207,19 @@ def apply_overrides(data: dict[str, Any], *, paths: int | None, seed: int | None
     """``--paths`` and ``--seed`` set ``simulation.paths`` and ``simulation.seed``."""
     return override_section(data, "simulation", paths=paths, seed=seed)
 
+
+def estimate(config: Config, *, base_dir: Path | None = None) -> Estimate:
+    """Paths × quoting steps, for the strategy and the symmetric benchmark; memory: a few
+    numbers per path, one batch's state, and the sample path kept for the report (five
+    series of one value per step, per strategy, on device and copied to the host)."""
+    sim = config.simulation
+    steps = sim.horizon / sim.dt
+    return Estimate(
+        memory_bytes=sim.paths * 8.0 * 16 + min(sim.paths, sim.batch_size) * 8.0 * 64 + steps * 5 * 8.0 * 2 * 2,
+        work={"quote_steps": 2.0 * sim.paths * steps},
+        field="simulation.dt" if steps >= sim.paths else "simulation.paths",
+        detail=f"{sim.paths:.3g} paths x {steps:.3g} steps of dt {sim.dt:g}",
+    )
 
 def run(config: Config, out: Path, *, progress=None, base_dir: Path | None = None) -> dict:
     started = time.perf_counter()

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from riskengine.budget import Estimate
 from riskengine.config import EuropeanConfig, MarketConfig, McConfig, ModelConfig, Strict
 from riskengine.pricing import price_europeans
 from riskengine.references import analytic_price_and_greeks, has_analytic_price
@@ -36,6 +37,18 @@ class Config(Strict):
     instruments: list[EuropeanConfig] = Field(min_length=1)
     mc: McConfig = McConfig()
 
+
+def estimate(config: Config, *, base_dir: Path | None = None) -> Estimate:
+    """Paths × time steps (to the longest maturity) of work; memory bounded by the chunk."""
+    steps = max(1.0, max(i.maturity for i in config.instruments) * config.mc.steps_per_year)
+    passes = 4 if config.mc.greeks else 1
+    chunk = min(config.mc.paths, config.mc.chunk_paths)
+    return Estimate(
+        memory_bytes=chunk * len(config.instruments) * 8.0 * 16,
+        work={"path_steps": float(config.mc.paths) * steps * passes},
+        field="mc.paths" if config.mc.paths * 1.0 >= steps else "mc.steps_per_year",
+        detail=f"{config.mc.paths:.3g} paths x {steps:.3g} steps",
+    )
 
 def run(config: Config, out: Path, *, progress=None, base_dir: Path | None = None) -> dict:
     started = time.perf_counter()

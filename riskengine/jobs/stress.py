@@ -36,6 +36,7 @@ import pandas as pd
 from matplotlib.ticker import FuncFormatter
 from pydantic import Field, field_validator, model_validator
 
+from riskengine.budget import Estimate
 from riskengine import risk
 from riskengine.book import (
     Book,
@@ -44,6 +45,7 @@ from riskengine.book import (
     coin_collateral,
     collateral_values,
     load_book,
+    read_book_table,
     position_values,
 )
 from riskengine.config import ConfigError, ModelConfig, Strict
@@ -152,6 +154,22 @@ def _level_key(level: float) -> str:
 def _limit_level(digits: str) -> float:
     return float("0." + digits)
 
+
+def estimate(config: Config, *, base_dir: Path | None = None) -> Estimate:
+    """Paths × steps × underlyings simulated, paths × horizons × positions revalued (twice:
+    P&L, then contributions); every path's P&L per horizon and underlying is kept."""
+    table = read_book_table(_resolve(config.book, base_dir))
+    positions = len(table)
+    underlyings = table["underlying"].nunique() if "underlying" in table else 1
+    paths, horizons = float(config.mc.paths), len(config.horizons_days)
+    steps = max(config.horizons_days) * config.mc.steps_per_day
+    labels = horizons * (len(config.risk.var_levels) + len(config.risk.es_levels))
+    return Estimate(
+        memory_bytes=paths * 8.0 * (2 * horizons * (1 + underlyings) + labels + 2),
+        work={"path_steps": paths * steps * underlyings, "revaluations": 2 * paths * horizons * positions},
+        field="mc.paths",
+        detail=f"{paths:.3g} paths x {steps} steps x {underlyings} underlyings, {positions} positions",
+    )
 
 def run(config: Config, out: Path, *, progress=None, base_dir: Path | None = None) -> dict:
     started = time.perf_counter()
