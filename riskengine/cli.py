@@ -129,8 +129,26 @@ def run_job(
     if processes > 1:
         with contextlib.suppress(OSError):  # the last process to finish removes the parent
             folder.parent.rmdir()
+    if me == 0:
+        for where in _not_converged(summary):
+            print(f"warning: {where}: did not converge (see summary.json)", file=sys.stderr)
     exit_code = getattr(module, "exit_code", lambda summary: 0)(summary)
     return out_dir, exit_code
+
+
+def _not_converged(summary: Any, where: str = "") -> list[str]:
+    """Where a summary says ``converged: false`` (a calibration a user must not trust blindly)."""
+    found = []
+    if isinstance(summary, dict):
+        if summary.get("converged") is False:
+            found.append(where or "calibration")
+        for key, value in summary.items():
+            if isinstance(value, dict | list):
+                found += _not_converged(value, f"{where}.{key}" if where else str(key))
+    elif isinstance(summary, list):
+        for i, value in enumerate(summary):
+            found += _not_converged(value, f"{where}[{i}]")
+    return found[:10]
 
 
 def _check_budget(module: Any, config: Any, *, base_dir: Path, max_hours: float, quiet: bool) -> None:

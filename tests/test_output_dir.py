@@ -167,3 +167,19 @@ def test_an_unexpected_exception_is_one_internal_line_exit_1_and_no_debris(user_
     assert err[0].startswith("error: internal: RuntimeError: boom") and err[0].endswith("; please report")
     assert len(err[0]) < 320
     assert sorted(p.name for p in user_folder.iterdir()) == ["p.yaml", "precious.txt"]
+
+
+def test_a_calibration_that_does_not_converge_says_so_on_the_terminal(user_folder, capsys, monkeypatch):
+    from riskengine.jobs import price
+
+    real = price.run
+
+    def unconverged(config, out, **kwargs):
+        summary = real(config, out, **kwargs)
+        summary["fits"] = {"heston": {"converged": False}, "black": {"converged": True}}
+        return summary
+
+    monkeypatch.setattr(price, "run", unconverged)
+    code, err = run([user_folder / "p.yaml", "--out", user_folder / "out"], capsys)
+    assert code == 0
+    assert err == ["warning: fits.heston: did not converge (see summary.json)"]
