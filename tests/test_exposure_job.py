@@ -163,3 +163,17 @@ def test_cli_writes_the_contract(tmp_path):
     eq = pos[pos["strategy"] == "equal_weight"]
     np.testing.assert_allclose(eq["exposure"], 0.5)
     assert s["strategies"]["buy_and_hold"]["turnover"] * s["period"]["days"] / 365 == pytest.approx(1.0)
+
+
+def test_missing_inputs_are_skipped_only_when_asked(tmp_path, capsys):
+    data = _write(tmp_path, days=400, seed=2)
+    data.update({"models": ["ridge"], "walk_forward": {"start": "2018-10-01", "window_days": 200}})
+    data["factors"][0]["path"] = str(tmp_path / "absent.csv")
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["run", str(path), "--out", str(tmp_path / "o"), "--no-progress"]) == 2
+    assert capsys.readouterr().err.startswith("error: factors.0.path: file not found")
+    path.write_text(yaml.safe_dump(data | {"if_missing": "skip"}))
+    assert main(["run", str(path), "--out", str(tmp_path / "o"), "--paths", "300", "--no-progress"]) == 0
+    s = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert s["skipped"].startswith("factors.0.path:") and s["paths"] == 300

@@ -81,3 +81,16 @@ def test_planted_signal_has_its_theoretical_sharpe_when_held_exactly():
     pnl = (x[:-2, None] * r[1:]).sum(axis=1)
     assert sharpe(pnl) == pytest.approx(theoretical_sharpe(ic=0.08, assets=2), abs=3 * math.sqrt(365 / 40000) * 1.1)
     assert np.corrcoef(x[:-2], r[1:, 0])[0, 1] == pytest.approx(0.08, abs=3 / math.sqrt(40000))
+
+
+def test_paired_sharpe_difference():
+    from riskengine.allocation.performance import sharpe_difference, stationary_bootstrap_indices
+
+    rng = np.random.default_rng(4)
+    a = rng.normal(0.0, 0.02, 800)
+    boot = stationary_bootstrap_indices(800, resamples=300, block_days=10, seed=1)
+    same = sharpe_difference(a, a, boot=boot)
+    assert same["sharpe_difference"] == 0 and same["ci"] == [0.0, 0.0]
+    # a strategy that adds 0.5% a day to the same noise is better beyond doubt
+    better = sharpe_difference(a + 0.005, a, boot=boot)
+    assert better["ci"][0] > 0 and better["p_value"] < 0.01

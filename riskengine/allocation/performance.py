@@ -108,3 +108,17 @@ def statistics(returns: Float[np.ndarray, " days"], *, boot: np.ndarray, trials:
         "trials": int(trials),
         "days": int(days),
     }
+
+
+def sharpe_difference(a: Float[np.ndarray, " days"], b: Float[np.ndarray, " days"], *, boot: np.ndarray,
+                      confidence: float = 0.95) -> dict:
+    """Paired comparison of two strategies on the same days: the Sharpe difference ``a - b``,
+    its stationary-bootstrap percentile interval (the same resampled days for both) and the
+    two-sided bootstrap p-value of no difference."""
+    diff = float(sharpe(a) - sharpe(b))
+    dist = sharpe(a[boot]) - sharpe(b[boot])
+    dist = dist[np.isfinite(dist)]
+    q = (1.0 - confidence) / 2.0
+    p = float(min(1.0, 2.0 * min(np.mean(dist <= 0.0), np.mean(dist >= 0.0))))
+    return {"sharpe_difference": diff, "ci": [float(np.quantile(dist, q)), float(np.quantile(dist, 1 - q))],
+            "p_value": p}

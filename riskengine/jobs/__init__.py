@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from riskengine.jobs import allocate, backtest, calibrate, exposure, hedge, market_making, price, stress
+from riskengine.jobs import (
+    allocate,
+    backtest,
+    calibrate,
+    exposure,
+    hedge,
+    market_making,
+    price,
+    stress,
+)
 
 JOBS: dict[str, ModuleType] = {
     "allocate": allocate,

@@ -46,6 +46,7 @@ from riskengine.allocation.factors import (
 )
 from riskengine.allocation.performance import (
     DAYS_PER_YEAR,
+    sharpe_difference,
     stationary_bootstrap_indices,
     statistics,
 )
@@ -466,6 +467,11 @@ def run(config: Config, out: Path, *, progress=None, base_dir: Path | None = Non
         st["funding_paid"] = float(f["funding"].to_numpy()[realised].sum())
         st["mean_gross_exposure"] = float(f["gross_exposure"].to_numpy()[realised].mean())
         stats_out[s] = st
+    returns_by = {s: pnl_table[pnl_table["strategy"] == s]["return"].to_numpy()[realised] for s in strategies}
+    comparisons = {}  # each model against every baseline and every other model (paired bootstrap)
+    for i, m in enumerate(config.models):
+        for other in list(config.models[i + 1:]) + list(config.baselines):
+            comparisons[f"{m}_vs_{other}"] = sharpe_difference(returns_by[m], returns_by[other], boot=boot)
     var_backtest = {}
     for s in strategies:
         r = pnl_table[pnl_table["strategy"] == s]["return"].to_numpy()[realised]
@@ -526,7 +532,8 @@ def run(config: Config, out: Path, *, progress=None, base_dir: Path | None = Non
         "importance": importance,
         "var_backtest": var_backtest,
         "retrains": retrain_info,
-        "significance": _verdicts(stats_out, config.models),
+        "comparisons": comparisons,
+        "significance": _verdicts(stats_out, comparisons, config.models),
         "timings": timings,
     }
     write_parquet(out / "positions.parquet", positions_table)
@@ -566,31 +573,31 @@ def _lr(test) -> dict:
     return {"statistic": float(test.statistic), "p_value": float(test.p_value), "dof": int(test.dof)}
 
 
-def _verdicts(stats_out: dict, models: list[str]) -> dict:
-    """Plain words per model: is the deflated Sharpe significant at 5%, and where does the
-    model's Sharpe stand against each baseline's confidence interval."""
+def _verdicts(stats_out: dict, comparisons: dict, models: list[str]) -> dict:
+    """Plain words per model: is its deflated Sharpe significant at 5%, and is its Sharpe
+    different from each baseline's and each other model's (paired bootstrap interval of the
+    difference)."""
     out = {}
     for m in models:
-        st = stats_out[m]
-        p = st["deflated_sharpe_p"]
+        p = stats_out[m]["deflated_sharpe_p"]
         against = {}
-        for b, sb in stats_out.items():
-            if b == m or b in models:
+        for key, c in comparisons.items():
+            a, _, b = key.partition("_vs_")
+            if m not in (a, b):
                 continue
-            ci = st["sharpe_ci"]
-            if ci is None or sb["sharpe"] is None:
-                against[b] = "undefined"
-            elif ci[0] > sb["sharpe"]:
-                against[b] = "above (baseline Sharpe below the model's 95% interval)"
-            elif ci[1] < sb["sharpe"]:
-                against[b] = "below (baseline Sharpe above the model's 95% interval)"
-            else:
-                against[b] = "not distinguishable (baseline Sharpe inside the model's 95% interval)"
-        out[m] = {"significant": bool(p is not None and p < 0.05),
-                  "statement": (f"deflated Sharpe p = {p:.3f}: " + ("significant at 5%" if p is not None and p < 0.05
-                                                                      else "not significant at 5%"))
-                  if p is not None else "undefined",
-                  "against_baselines": against}
+            sign = 1.0 if a == m else -1.0
+            other = b if a == m else a
+            lo, hi = sorted((sign * c["ci"][0], sign * c["ci"][1]))
+            d = sign * c["sharpe_difference"]
+            word = ("higher, significant at 5%" if lo > 0 else "lower, significant at 5%" if hi < 0
+                    else "not significantly different")
+            against[other] = f"Sharpe difference {d:+.2f}, 95% CI [{lo:+.2f}, {hi:+.2f}]: {word}"
+        sig = p is not None and p < 0.05
+        out[m] = {"significant": bool(sig),
+                  "statement": (f"deflated Sharpe p = {p:.3f}: "
+                                + ("significant at 5%" if sig else "not significant at 5%")) if p is not None
+                  else "undefined",
+                  "against": against}
     return out
 
 
@@ -608,8 +615,8 @@ def _report(summary: dict, table: pd.DataFrame, positions: pd.DataFrame, importa
         f"traded; instrument {summary['instrument']}; limits {summary['limits']}.")
     rep.heading("Is it significant?")
     for m, v in summary["significance"].items():
-        rep.paragraph(f"{m}: {v['statement']}. Against the baselines: "
-                      + "; ".join(f"{b}: {s}" for b, s in v["against_baselines"].items()) + ".")
+        rep.paragraph(f"{m}: {v['statement']}. Against the others: "
+                      + "; ".join(f"{b}: {s}" for b, s in v["against"].items()) + ".")
     rows = []
     for s, m in st.items():
         ci = m["sharpe_ci"] or [np.nan, np.nan]
