@@ -29,7 +29,8 @@ from riskengine.market_making import (
     price_volatility,
     simulate_market_making,
 )
-from riskengine.models import GBM, Merton
+from riskengine.analytic.characteristic import heston_cf
+from riskengine.models import GBM, Heston, Merton
 from riskengine.models.brownian import Brownian
 
 DTYPE = "float64"
@@ -222,8 +223,15 @@ def test_binomial_increments_are_plus_minus_sigma_sqrt_dt():
                 0.2**2 - 2 * 3.0 * math.expm1(-0.1 + 0.5 * 0.15**2) + 3.0 * math.expm1(-0.2 + 2 * 0.15**2)
             ),
         ),
+        # Heston, zero drift: E[S_T^2] / S_0^2 = E[exp(2 log(S_T/S_0))] = cf(u = -2i), the
+        # closed-form characteristic function (riskengine.analytic.characteristic)
+        (
+            Heston(v0=0.04, kappa=2.0, theta=0.04, sigma=0.5, rho=-0.5),
+            100.0**2 * (float(np.real(heston_cf(u=-2j, maturity=1.0, rate=0.0, dividend=0.0, v0=0.04, kappa=2.0,
+                                                theta=0.04, sigma=0.5, rho=-0.5))) - 1.0),
+        ),
     ],
-    ids=["gbm", "merton"],
+    ids=["gbm", "merton", "heston"],
 )
 def test_pilot_price_volatility_of_log_models(model, variance):
     """The quoting sigma of a log model is sd(S_T - S_0) / sqrt(T), checked against the

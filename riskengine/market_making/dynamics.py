@@ -1,23 +1,21 @@
 """The mid price a market maker quotes around.
 
-Two kinds of process share one small interface (``init`` and ``step`` on a state
-``(mid, aux)``):
+Two kinds of process share one small interface: ``moves`` draws what moves the mid at every
+step of one batch of paths, ahead of the quoting loop (the mid does not depend on the
+quotes), and ``advance`` applies one step's move to the mid.
 
 * :class:`ArithmeticMid` moves the price itself: arithmetic Brownian motion
   (:class:`riskengine.models.brownian.Brownian`), binomial ``±sigma sqrt(dt)`` steps as in
-  Avellaneda & Stoikov (2008) or Gaussian ones;
-* :class:`LogModelMid` moves the log-price with any riskengine model (GBM, Heston, Merton,
-  Bates, SVCJ) through the generic :meth:`riskengine.models.base.Model.step`, so jump and
-  stochastic-volatility models are simulated by the same code as in every other job.
-
-Randomness of one step comes from one key: ``fold_in(key, 0)`` for the spot shock,
-``fold_in(key, 1)`` for the independent part of the variance shock, ``fold_in(key, 2)``
-for the model's own draws (jumps).
+  Avellaneda & Stoikov (2008) or Gaussian ones; step ``i`` of a batch draws from
+  ``fold_in(fold_in(fold_in(batch_key, i), 1), 0)``.
+* :class:`LogModelMid` takes its paths from :func:`riskengine.simulate.simulate_block`, the
+  one driver every job uses (GBM, Heston, Merton, Bates, SVCJ: the same law, the same
+  correlation of spot and variance shocks as the price and stress jobs), every step an
+  observation; the batch's block key is ``fold_in(batch_key, MID_STREAM)``, a stream no
+  quoting step uses.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import equinox as eqx
 import jax
@@ -26,8 +24,9 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from riskengine.models.base import Model
 from riskengine.models.brownian import Brownian
+from riskengine.simulate import as_assets, simulate_block
 
-MidState = tuple[Float[Array, " paths"], Any]  # (mid, model aux)
+MID_STREAM = 0xFFFFFFFF  # fold_in index of the log-model mid's block key (steps use 0, 1, ...)
 
 
 class ArithmeticMid(eqx.Module):
@@ -35,39 +34,39 @@ class ArithmeticMid(eqx.Module):
 
     process: Brownian
 
-    def init(self, spot: Float[Array, ""], num_paths: int, dtype) -> MidState:
-        return jnp.full((num_paths,), spot, dtype), ()
+    def moves(self, batch_key: PRNGKeyArray, *, spot, dt, num_steps: int, num_paths: int,
+              dtype) -> Float[Array, "steps paths"]:
+        """The price increment of every step."""
+        def one(i):
+            key = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(batch_key, i), 1), 0)
+            return self.process.increment(key, (num_paths,), dt=dt, dtype=dtype)
 
-    def step(self, state: MidState, *, dt: Float[Array, ""], key: PRNGKeyArray) -> MidState:
-        mid, aux = state
-        return mid + self.process.increment(jax.random.fold_in(key, 0), mid.shape, dt=dt, dtype=mid.dtype), aux
+        return jax.vmap(one)(jnp.arange(num_steps))
+
+    def advance(self, mid: Float[Array, " paths"], move: Float[Array, " paths"]) -> Float[Array, " paths"]:
+        return mid + move
 
 
 class LogModelMid(eqx.Module):
-    """``log S(t + dt) = log S(t) + mean + std Z`` with ``(mean, std)`` from a riskengine
-    model's step and drift ``rate - dividend`` (zero drift keeps the mid a martingale)."""
+    """``S(t) = S(0) exp(X(t))`` with ``X`` a riskengine model's log-return path from the
+    simulation driver, drift ``rate - dividend`` (zero drift keeps the mid a martingale)."""
 
     model: Model
     drift: Float[Array, ""] | float = 0.0
 
-    def init(self, spot: Float[Array, ""], num_paths: int, dtype) -> MidState:
-        return jnp.full((num_paths,), spot, dtype), self.model.init_aux(num_paths, dtype)
-
-    def step(self, state: MidState, *, dt: Float[Array, ""], key: PRNGKeyArray) -> MidState:
-        mid, aux = state
-        dtype = mid.dtype
-        z = jax.random.normal(jax.random.fold_in(key, 0), mid.shape, dtype)
-        z_other = jax.random.normal(jax.random.fold_in(key, 1), mid.shape, dtype)
-        if self.model.has_stochastic_vol:
-            rho = jnp.asarray(self.model.spot_variance_correlation, dtype)
-            z_var = rho * z + jnp.sqrt(jnp.maximum(1 - rho**2, 0)) * z_other
-        else:
-            z_var = z_other
-        aux, mean, std = self.model.step(
-            aux, dt=jnp.asarray(dt, dtype), drift=jnp.asarray(self.drift, dtype), z_var=z_var,
-            key=jax.random.fold_in(key, 2),
+    def moves(self, batch_key: PRNGKeyArray, *, spot, dt, num_steps: int, num_paths: int,
+              dtype) -> Float[Array, "steps paths"]:
+        """The mid at the end of every step."""
+        observed = simulate_block(
+            as_assets(self.model), jax.random.fold_in(batch_key, MID_STREAM),
+            dt=jnp.full((num_steps,), dt, dtype), observe=jnp.arange(num_steps, dtype=jnp.int32),
+            num_times=num_steps, drift=jnp.asarray([self.drift], dtype), block_size=num_paths,
+            dtype=dtype, record=("log_return",),
         )
-        return mid * jnp.exp(mean + std * z), aux
+        return spot * jnp.exp(observed.log_return[..., 0])
+
+    def advance(self, mid: Float[Array, " paths"], move: Float[Array, " paths"]) -> Float[Array, " paths"]:
+        return move
 
 
 MidProcess = ArithmeticMid | LogModelMid
@@ -75,11 +74,13 @@ MidProcess = ArithmeticMid | LogModelMid
 
 @eqx.filter_jit
 def _terminal_moves(process, key, spot, dt, num_steps: int, num_paths: int, dtype: str):
-    def body(state, i):
-        return process.step(state, dt=dt, key=jax.random.fold_in(key, i)), None
+    moves = process.moves(key, spot=spot, dt=dt, num_steps=num_steps, num_paths=num_paths, dtype=dtype)
 
-    state, _ = jax.lax.scan(body, process.init(spot, num_paths, dtype), jnp.arange(num_steps))
-    return state[0] - spot
+    def body(mid, move):
+        return process.advance(mid, move), None
+
+    mid, _ = jax.lax.scan(body, jnp.full((num_paths,), spot, dtype), moves)
+    return mid - spot
 
 
 def price_volatility(

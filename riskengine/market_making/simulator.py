@@ -20,7 +20,8 @@ Profit is the terminal wealth marked at the mid, ``cash + q S(T)``.
 
 Paths are grouped in batches of ``batch_size``; batch ``b`` draws from
 ``fold_in(key, b)`` and step ``i`` of it from ``fold_in(fold_in(key, b), i)``
-(``fold_in(., 0)``: the two fill uniforms, ``fold_in(., 1)``: the mid), so two strategies run
+(``fold_in(., 0)``: the two fill uniforms; the mid's moves are drawn ahead of the quoting
+loop by :mod:`riskengine.market_making.dynamics`), so two strategies run
 with the same key see the same mid paths and the same fill uniforms (common random
 numbers). Time is a ``lax.scan`` inside ``jit``.
 """
@@ -105,12 +106,13 @@ def _simulate_batch(strategy, process, fills, key, batch_index, spot, horizon, d
                     num_steps: int, batch: int, dtype: str, timing: str, clip_at_mid: bool):
     batch_key = jax.random.fold_in(key, batch_index)
     zeros = jnp.zeros((batch,), dtype)
-    carry0 = (process.init(spot, batch, dtype), zeros, zeros, zeros, zeros, zeros, zeros, zeros)
+    moves = process.moves(batch_key, spot=spot, dt=dt, num_steps=num_steps, num_paths=batch, dtype=dtype)
+    carry0 = (jnp.full((batch,), spot, dtype), zeros, zeros, zeros, zeros, zeros, zeros, zeros)
 
-    def body(carry, i):
-        state, q, cash, n_fills, max_q, spread_sum, spread_count, _ = carry
+    def body(carry, xs):
+        i, move = xs
+        mid, q, cash, n_fills, max_q, spread_sum, spread_count, _ = carry
         step_key = jax.random.fold_in(batch_key, i)
-        mid = state[0]
         time_left = horizon - i.astype(dtype) * dt
         delta_bid, delta_ask = strategy.offsets(q, time_left)
         if clip_at_mid:
@@ -118,9 +120,9 @@ def _simulate_batch(strategy, process, fills, key, batch_index, spot, horizon, d
         bid_on = q + 1 <= limit
         ask_on = q - 1 >= -limit
         bid, ask = mid - delta_bid, mid + delta_ask
-        next_state = process.step(state, dt=dt, key=jax.random.fold_in(step_key, 1))
+        next_mid = process.advance(mid, move)
         if timing == "move_then_fill":
-            dist_bid, dist_ask = next_state[0] - bid, ask - next_state[0]
+            dist_bid, dist_ask = next_mid - bid, ask - next_mid
         else:
             dist_bid, dist_ask = delta_bid, delta_ask
         p_bid = jnp.where(bid_on, fills.probability(dist_bid, dt), 0.0)
@@ -134,7 +136,7 @@ def _simulate_batch(strategy, process, fills, key, batch_index, spot, horizon, d
         ])
         q_next = q + bought - sold
         carry = (
-            next_state,
+            next_mid,
             q_next,
             cash - bought * bid + sold * ask,
             n_fills + bought + sold,
@@ -145,9 +147,8 @@ def _simulate_batch(strategy, process, fills, key, batch_index, spot, horizon, d
         )
         return carry, record
 
-    carry, records = jax.lax.scan(body, carry0, jnp.arange(num_steps))
-    state, q, cash, n_fills, max_q, spread_sum, spread_count, _ = carry
-    mid = state[0]
+    carry, records = jax.lax.scan(body, carry0, (jnp.arange(num_steps), moves))
+    mid, q, cash, n_fills, max_q, spread_sum, spread_count, _ = carry
     final = jnp.stack([mid[0], jnp.nan, jnp.nan, q[0]])
     return {
         "profit": cash + q * mid,
