@@ -673,7 +673,8 @@ def _report(summary: dict, table: pd.DataFrame, positions: pd.DataFrame, importa
         fig, axes = plt.subplots(len(models), 1, figsize=(10, 2.4 * len(models)), sharex=True, squeeze=False)
         for ax, m in zip(axes[:, 0], models, strict=True):
             p = importance[importance["model"] == m].pivot(index="date", columns="factor", values="importance")
-            ax.stackplot(p.index, *[p[c].to_numpy() for c in p.columns], labels=list(p.columns))
+            ax.stackplot(p.index, *[p[c].to_numpy() for c in p.columns], labels=list(p.columns),
+                         colors=plt.cm.tab20(np.linspace(0, 1, 20))[: len(p.columns)])
             ax.set_ylabel(m)
         axes[0, 0].legend(fontsize=6, ncol=4, loc="upper left")
         fig.tight_layout()
