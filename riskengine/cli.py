@@ -89,7 +89,12 @@ def run_job(
         jax.config.update("jax_enable_x64", True)
     shown = out if out else str(Path("out") / Path(config_path).stem)
     out_dir = Path(shown)
-    from riskengine.report.output import atomic_directory, check_output_directory, missing_parents, remove_empty
+    from riskengine.report.output import (
+        atomic_directory,
+        check_output_directory,
+        missing_parents,
+        remove_empty,
+    )
 
     processes, me = jax.process_count(), jax.process_index()
     if me == 0:
@@ -227,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         from riskengine import distributed
+        from riskengine.cache import enable_compilation_cache
+
+        enable_compilation_cache()
 
         try:
             distributed.check_process_arguments(

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import jax
 
+from riskengine.cache import cache_dir as riskengine_cache_dir
+
 SOURCE = Path(__file__).with_name("mlp_rollout.cc")
 FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-pthread", "-fno-math-errno")
 TARGETS = {"riskengine_mlp_rollout_forward": "MlpRolloutForward",
@@ -34,12 +36,7 @@ TARGETS = {"riskengine_mlp_rollout_forward": "MlpRolloutForward",
 def cache_dir() -> Path:
     """``$RISKENGINE_CACHE/native`` (default ``~/.cache/riskengine/native``); the system's temporary
     folder when that cannot be created (a read-only home)."""
-    path = Path(os.environ.get("RISKENGINE_CACHE", Path.home() / ".cache" / "riskengine")) / "native"
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        path = Path(tempfile.gettempdir()) / f"riskengine-native-{os.getuid() if hasattr(os, 'getuid') else 0}"
-    return path
+    return riskengine_cache_dir("native")
 
 
 def _cpu_signature() -> bytes:
