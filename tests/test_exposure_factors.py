@@ -122,3 +122,26 @@ def test_real_factor_files_load():
     assert dvol.index[0] == pd.Timestamp("2021-03-24") and not dvol.index.duplicated().any()
     funding = read_series(DATA / "btc_factors" / "funding_rates.csv", column="funding_mean")
     assert abs(funding.median()) < 1e-3
+
+
+def test_real_panel_has_no_look_ahead():
+    if not DATA.exists():
+        pytest.skip(f"real data not found at {DATA} (the sibling shared/data of the repository)")
+    from riskengine.history import load_history
+
+    closes = pd.concat([load_history(DATA / "daily_ohlcv" / f"{a}-USD.csv", [a]).closes for a in ("BTC", "SOL")],
+                       axis=1).loc["2019-01-01":"2022-12-31"]
+    specs = [
+        FactorInput("funding_z", read_series(DATA / "btc_factors" / "funding_rates.csv", column="funding_mean"),
+                    transform="zscore"),
+        FactorInput("dvol_rv", read_series(DATA / "btc_factors" / "dvol_hourly.csv.gz", column="dvol_close",
+                                           date_column="datetime_utc"), scale=0.01, transform="minus_realised_vol"),
+        FactorInput("oi", read_series(DATA / "onchain" / "open_interest.csv"), transform="log_change", window_days=7),
+    ]
+    full = build_panel(closes, specs)
+    cut = pd.Timestamp("2021-06-15")
+    short = build_panel(closes.loc[:cut], [FactorInput(**{**f.__dict__, "series": f.series.loc[:cut]}) for f in specs])
+    n = len(short.dates)
+    np.testing.assert_array_equal(short.values, full.values[:n])
+    assert np.isnan(full.raw[: full.dates.searchsorted(pd.Timestamp("2020-04-10")), 1, -1]).all()  # SOL not yet
+    assert (full.values[n:] != 0).any()
