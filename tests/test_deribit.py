@@ -69,7 +69,7 @@ def test_reader_types_and_drop_counts(tmp_path, compress):
     chain = read_chain(path, currency="btc")
     q = chain.quotes
     assert chain.rows == 6 and len(chain) == 2
-    assert chain.dropped == {"one_sided": 2, "crossed": 1, "expired": 1}
+    assert chain.dropped == {"one_sided": 2, "crossed": 1, "expired": 1, "duplicate": 0}
     assert list(q["instrument_name"]) == ["BTC-30JAN26-80000-P", "BTC-30JAN26-90000-C"]
     np.testing.assert_allclose(q["mid"], [0.0055, 0.031])
     np.testing.assert_allclose(q["spread"], [0.001, 0.002])
@@ -114,12 +114,14 @@ def test_reader_keeps_a_set_column(tmp_path):
 def test_reader_2021_layout(tmp_path):
     header = ("underlying_price,underlying_index,timestamp,open_interest,mark_price,mark_iv,"
               "instrument_name,index_price,best_bid_price,best_ask_price")
-    rows = ["48000.0,SYN.BTC-26MAR21,1613068625266,2.0,0.05,80.0,BTC-26MAR21-50000-C,47795.2,0.049,0.051",
+    rows = ["48000.0,SYN.BTC-26MAR21,1613068625200,2.0,0.05,80.0,BTC-26MAR21-50000-C,47795.2,0.048,0.052",
+            "48000.0,SYN.BTC-26MAR21,1613068625266,2.0,0.05,80.0,BTC-26MAR21-50000-C,47795.2,0.049,0.051",
             "48000.0,SYN.BTC-26MAR21,1613068625266,2.0,0.05,80.0,BTC-26MAR21-40000-P,47795.2,0.0,0.02",
             "46000.0,SYN.BTC-5MAR21,1613068625266,2.0,0.05,80.0,BTC-5MAR21-40000-P,47795.2,0.01,0.012"]
     chain = read_chain(_write(tmp_path / "old.csv", rows, header))
     q = chain.quotes
-    assert chain.dropped["one_sided"] == 1 and len(q) == 2
+    assert chain.dropped["one_sided"] == 1 and chain.dropped["duplicate"] == 1 and len(q) == 2
+    assert q["bid"].iloc[1] == 0.049  # the later capture
     assert list(q["instrument_name"]) == ["BTC-5MAR21-40000-P", "BTC-26MAR21-50000-C"]
     assert q["expiry"].iloc[0] == pd.Timestamp("2021-03-05 08:00", tz="UTC")
     np.testing.assert_allclose(q["mark_iv"], 0.8)
@@ -145,7 +147,7 @@ def test_reader_on_the_real_snapshots():
         merged = q.merge(raw[["instrument_name", "time_to_maturity"]], on="instrument_name")
         np.testing.assert_allclose(merged["maturity"], merged["time_to_maturity"], atol=1 / (365.25 * 86400))
     old = read_chain(SHARED_DATA / "deribit_2021" / "btc_option_data.csv", currency="BTC")
-    assert len(old) > 200 and old.timestamp.year == 2021
+    assert len(old) == 135 and old.dropped["duplicate"] == 135 and old.timestamp.year == 2021
 
 
 def test_real_layout_columns_are_the_documented_ones():

@@ -58,7 +58,14 @@ import numpy as np
 import optimistix as optx
 import pandas as pd
 
-from riskengine.analytic import bates_price, black_scholes_greeks, heston_price, implied_vol
+from riskengine.analytic import (
+    bates_price,
+    black_scholes_greeks,
+    black_scholes_price,
+    heston_price,
+    implied_vol,
+    svcj_price,
+)
 from riskengine.analytic.fourier import DEFAULT_NODES
 from riskengine.calibration.surface import Surface, bs_implied_vol, bs_price
 from riskengine.config import ConfigError
@@ -83,7 +90,23 @@ MODEL_PARAMETERS: dict[str, tuple[str, ...]] = {
     "heston": ("v0", "kappa", "theta", "sigma", "rho"),
     "bates": ("v0", "kappa", "theta", "sigma", "rho", "jump_intensity", "jump_mean", "jump_vol"),
 }
-_PRICERS = {"heston": heston_price, "bates": bates_price}
+# Models the solver also fits (to option chains, riskengine.calibration.chain): Black with
+# one volatility, and SVCJ. The surface calibration (``calibrate``) keeps to MODEL_PARAMETERS.
+SOLVER_PARAMETERS: dict[str, tuple[str, ...]] = {
+    **MODEL_PARAMETERS,
+    "black": ("sigma",),
+    "svcj": ("v0", "kappa", "theta", "sigma", "rho", "jump_intensity", "jump_mean", "jump_vol",
+             "vol_jump_mean", "jump_corr"),
+}
+
+
+def _black_price(*, spot, strike, maturity, rate, dividend, is_call, num_nodes, sigma):
+    del num_nodes  # closed form
+    return black_scholes_price(spot=spot, strike=strike, maturity=maturity, rate=rate,
+                               dividend=dividend, vol=sigma, is_call=is_call)
+
+
+_PRICERS = {"heston": heston_price, "bates": bates_price, "svcj": svcj_price, "black": _black_price}
 
 # (lower, upper); upper None means softplus (lower bound only), lower == -upper means tanh.
 DEFAULT_BOUNDS: dict[str, tuple[float, float | None]] = {
@@ -95,6 +118,10 @@ DEFAULT_BOUNDS: dict[str, tuple[float, float | None]] = {
     "jump_intensity": (0.0, None),
     "jump_mean": (-1.0, 1.0),
     "jump_vol": (1e-3, 2.0),
+    # SVCJ's variance jumps (mean of the exponential jump in V) and the correlation of the
+    # price jump with it; the box keeps jump_corr * vol_jump_mean < 1 (E[e^J] finite).
+    "vol_jump_mean": (1e-4, 0.9),
+    "jump_corr": (-1.0, 1.0),
 }
 
 DEFAULT_NUM_NODES = 64
@@ -176,6 +203,10 @@ class _Data(NamedTuple):
     upper: jax.Array
     feller_weight: jax.Array
     vol_objective: jax.Array  # bool scalar: vol residuals (else price residuals)
+    # Optional rows anchor_weight * (z - anchor) on the unconstrained parameters (a penalty
+    # on the change from a previous fit; anchor_weight 0 leaves the fit unchanged).
+    anchor: jax.Array
+    anchor_weight: jax.Array
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,10 +217,13 @@ class _Static:
     max_steps: int
     rtol: float
     atol: float
+    # Price residuals only (the run-time objective flag is then ignored): skips the implied-vol
+    # inversion and vega, several times the cost of the priced Jacobian itself.
+    price_only: bool = False
 
 
 def _prices(static: _Static, p, data: _Data):
-    names = MODEL_PARAMETERS[static.model]
+    names = SOLVER_PARAMETERS[static.model]
     return _PRICERS[static.model](
         spot=data.spot, strike=data.strike, maturity=data.maturity, rate=data.rate,
         dividend=data.dividend, is_call=data.is_call, num_nodes=static.num_nodes,
@@ -213,6 +247,8 @@ def _residuals_and_jacobian(static: _Static, p, data: _Data):
     first-order vol error ``(P - P_mkt) / vega_mkt`` so the residual stays finite.
     """
     jac_price, price = jax.jacfwd(lambda q: (_prices(static, q, data),) * 2, has_aux=True)(p)
+    if static.price_only:
+        return _with_feller(static, p, data, price - data.market_price, jac_price)
     # Both objectives are formed and one is selected at run time (one compiled program).
     vol = _model_vols(price, data)
     ok = jnp.isfinite(vol) & data.vol_objective
@@ -225,6 +261,13 @@ def _residuals_and_jacobian(static: _Static, p, data: _Data):
                       jnp.where(data.vol_objective, 1.0 / data.market_vega, 1.0))
     error = jnp.where(ok, vol - data.market_vol, price_error * scale)
     jac_error = jac_price * scale[:, None]
+    return _with_feller(static, p, data, error, jac_error)
+
+
+def _with_feller(static: _Static, p, data: _Data, error, jac_error):
+    """Weighted quote residuals and Jacobian, then the Feller penalty row (models with one)."""
+    if "kappa" not in SOLVER_PARAMETERS[static.model]:  # Black: no Feller condition
+        return data.weight * error, data.weight[:, None] * jac_error
     gap = p[3] ** 2 - 2.0 * p[1] * p[2]
     active = (gap > 0.0).astype(p.dtype)
     feller = data.feller_weight * jnp.maximum(gap, 0.0)
@@ -241,7 +284,10 @@ def _solve(static: _Static, z0, data: _Data):
 
     def value_and_jacobian(z):
         r, jac_p = _residuals_and_jacobian(static, natural(z), data)
-        return r, jac_p @ jax.jacfwd(natural)(z)
+        anchor = data.anchor_weight * (z - data.anchor)
+        jac_anchor = data.anchor_weight * jnp.eye(z.size, dtype=z.dtype)
+        return (jnp.concatenate([r, anchor]),
+                jnp.concatenate([jac_p @ jax.jacfwd(natural)(z), jac_anchor]))
 
     @jax.custom_jvp
     def residuals(z):
@@ -349,7 +395,7 @@ class CalibrationResult:
 
 
 def _resolve_bounds(model: str, bounds: Mapping[str, Sequence[float | None]] | None):
-    names = MODEL_PARAMETERS[model]
+    names = SOLVER_PARAMETERS[model]
     bounds = dict(bounds or {})
     unknown = sorted(set(bounds) - set(names))
     if unknown:
@@ -362,12 +408,19 @@ def _resolve_bounds(model: str, bounds: Mapping[str, Sequence[float | None]] | N
             raise ConfigError(f"fit.bounds.{name}: need finite lower < upper (got [{lower}, {upper}])")
         if name == "rho" and (lower < -1 or upper is None or upper > 1):
             raise ConfigError(f"fit.bounds.rho: must lie within [-1, 1] (got [{lower}, {upper}])")
-        if name in ("v0", "kappa", "theta", "sigma", "jump_vol", "jump_intensity") and lower < 0:
+        if name in ("v0", "kappa", "theta", "sigma", "jump_vol", "jump_intensity",
+                    "vol_jump_mean") and lower < 0:
             raise ConfigError(f"fit.bounds.{name}: lower bound must be >= 0 (got {lower})")
         if name in ("kappa", "sigma") and lower <= 0:
             raise ConfigError(f"fit.bounds.{name}: lower bound must be > 0 (got {lower})")
         out[name] = (float(lower), None if upper is None else float(upper))
     return out
+    if "jump_corr" in out:
+        lo, hi = out["jump_corr"]
+        vmax = out["vol_jump_mean"][1]
+        if hi is None or vmax is None or max(abs(lo), abs(hi)) * vmax >= 1.0:
+            raise ConfigError("fit.bounds: need max|jump_corr| * max vol_jump_mean < 1 (else "
+                              "E[exp(J_S)] is infinite)")
 
 
 def _atm_vols(surface: Surface) -> tuple[float, float]:
@@ -430,6 +483,7 @@ def _make_data(surface: Surface, weight, bounds, names, feller_weight, objective
         market_price=f(surface.price), market_vega=f(surface.vega), weight=f(weight),
         lower=f(lower), upper=f(upper), feller_weight=f(feller_weight),
         vol_objective=jnp.asarray(objective == "vol"),
+        anchor=jnp.zeros(len(names), jnp.float64), anchor_weight=f(0.0),
     )
 
 
@@ -562,7 +616,7 @@ def calibrate(
         if params[n] - lo < 1e-6 * span or (hi is not None and hi - params[n] < 1e-6 * span):
             at_bounds.append(n)
     feller_gap = 2 * params["kappa"] * params["theta"] - params["sigma"] ** 2
-    quote_residuals = out["residuals"][:-1]
+    quote_residuals = out["residuals"][:len(surface)]
     seconds = time.perf_counter() - started
     return CalibrationResult(
         model=model, params=params,
@@ -586,7 +640,7 @@ def calibrate(
 
 def _fitted_prices(surface: Surface, objective: str, weight, residuals) -> np.ndarray:
     """The fit's own model prices, recovered from its residuals (no re-pricing)."""
-    error = np.asarray(residuals[:-1]) / weight
+    error = np.asarray(residuals[:len(surface)]) / weight
     if objective == "price":
         return surface.price + error
     vol = surface.implied_vol + error

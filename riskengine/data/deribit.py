@@ -20,7 +20,8 @@ The result, :class:`Chain`, holds one typed row per quote with both sides quoted
 mark, mid, spread`` (coin), ``bid_usd, ask_usd, mark_usd, mid_usd`` (coin × the expiry's
 forward, as an inverse option's coin premium is worth that many USD on the forward),
 ``forward, index, mark_iv, open_interest`` (and ``set`` if given). Rows without a bid or an
-ask, crossed or locked rows (``bid >= ask``) and expired rows (``maturity <= 0``) are dropped
+ask, crossed or locked rows (``bid >= ask``) expired rows (``maturity <= 0``) and repeated
+instruments (the 2021 files hold some tickers twice: the latest capture is kept) are dropped
 and counted in :attr:`Chain.dropped`. A missing column or an unreadable file raises
 :class:`~riskengine.config.ConfigError` naming the file and the column.
 """
@@ -62,7 +63,7 @@ class Chain:
     currency: str
     timestamp: pd.Timestamp
     source: str
-    dropped: dict[str, int]  # one_sided, crossed, expired
+    dropped: dict[str, int]  # one_sided, crossed, expired, duplicate
     rows: int  # rows of this currency in the file
 
     def __len__(self) -> int:
@@ -212,7 +213,14 @@ def read_chain(path: str | Path, *, currency: str = "BTC") -> Chain:
     crossed = ~one_sided & ~expired & (bid >= ask)
     dropped = {"one_sided": int(one_sided.sum()), "crossed": int(crossed.sum()),
                "expired": int(expired.sum())}
-    table = table[~(one_sided | expired | crossed)].copy()
+    # the same instrument twice (a re-captured ticker): keep the latest capture
+    later = table.assign(_row=np.arange(len(table))).sort_values(["timestamp", "_row"], kind="stable")
+    valid = ~(one_sided | expired | crossed)
+    later = later[valid[later["_row"].to_numpy()]]
+    duplicate = np.zeros(len(table), bool)
+    duplicate[later["_row"].to_numpy()[later.duplicated("instrument_name", keep="last").to_numpy()]] = True
+    dropped["duplicate"] = int(duplicate.sum())
+    table = table[~(one_sided | expired | crossed | duplicate)].copy()
     table["is_call"] = (table["option"] == "call").to_numpy()
     table["mid"] = 0.5 * (table["bid"] + table["ask"])
     table["spread"] = table["ask"] - table["bid"]

@@ -24,6 +24,29 @@ asset: BTC                     # the column
 distribution: t                # or normal
 ```
 
+Deribit option chains (coin-settled options; see :mod:`riskengine.calibration.chain`):
+
+```yaml
+job: calibrate
+surface: {deribit: ../shared/data/deribit/options/20260301T091500Z.csv.gz, currency: BTC}
+models: [black, heston, svcj]       # any of black, heston, bates, svcj
+filter: {min_maturity: 0.00274, min_open_interest: 1, max_relative_spread: 0.5,
+         min_moneyness: 0.5, max_moneyness: 2.0}    # optional (these are the defaults)
+holdout: {fraction: 0.2, seed: 0}  # or a `set` column (train/test) in the file
+temporal_penalty: 0.0              # folder of snapshots: penalty on the change of parameters
+fit: {objective: price, starts: 3, max_steps: 100, num_nodes: 64}   # optional
+```
+
+``deribit`` is a chain file or a folder of them (calibrated in date order, each snapshot
+warm-started from the previous fit). Outputs: ``<model>/params.yaml`` and
+``<model>/params.json`` (the last snapshot's parameters; ``model: {from: DIR/<model>}``;
+Black is written as ``gbm`` with its ``sigma``), ``fitted.parquet`` (one row per quote:
+``timestamp, instrument_name, currency, expiry, strike, option, forward, set, bid, ask, mid``
+in coin and ``price_<model>``, ``inside_<model>``), ``params_history.parquet`` (per snapshot
+and model: parameters, ``rmse/mae/inside/quotes`` for train and test, ``seconds``,
+``converged``), ``summary.json`` (per model and set: RMSE and MAE in coin, share inside the
+bid–ask, quotes; seconds, converged; the dropped-quote counts) and ``report.html``.
+
 GARCH outputs: ``summary.json`` (``params``, ``standard_errors`` (inverse Hessian),
 ``robust_standard_errors`` (sandwich), ``log_likelihood``, ``converged``, ``seconds``,
 persistence, unconditional and next-day vol), ``params.yaml`` (``{model: {name, distribution,
@@ -67,6 +90,31 @@ from riskengine.config import ConfigError, MarketConfig, McConfig, Strict
 from riskengine.report import Report, write_json, write_parquet
 
 
+class DeribitSurfaceConfig(Strict):
+    deribit: str = Field(min_length=1)  # a chain file or a folder of them
+    currency: str = Field(default="BTC", min_length=1)
+
+
+class LiquidityFilterConfig(Strict):
+    min_maturity: float = Field(default=1.0 / 365.0, ge=0, allow_inf_nan=False)
+    min_open_interest: float = Field(default=1.0, ge=0, allow_inf_nan=False)
+    max_relative_spread: float = Field(default=0.5, gt=0, allow_inf_nan=False)
+    min_moneyness: float = Field(default=0.5, ge=0, allow_inf_nan=False)
+    max_moneyness: float = Field(default=2.0, gt=0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LiquidityFilterConfig:
+        if self.min_moneyness >= self.max_moneyness:
+            raise ValueError(f"filter: min_moneyness {self.min_moneyness} must be below "
+                             f"max_moneyness {self.max_moneyness}")
+        return self
+
+
+class HoldoutConfig(Strict):
+    fraction: float = Field(default=0.2, ge=0, lt=1, allow_inf_nan=False)
+    seed: int = 0
+
+
 class CalibrationModelConfig(Strict):
     name: Literal["heston", "bates", "garch", "gjr_garch"]
     initial: dict[str, float] = Field(default_factory=dict)
@@ -107,8 +155,13 @@ class FitConfig(Strict):
 
 class Config(Strict):
     job: Literal["calibrate"]
-    model: CalibrationModelConfig
-    surface: str | None = Field(default=None, min_length=1)
+    model: CalibrationModelConfig | None = None
+    surface: str | DeribitSurfaceConfig | None = Field(default=None)
+    # Deribit chains only
+    models: list[Literal["black", "heston", "bates", "svcj"]] | None = Field(default=None, min_length=1)
+    filter: LiquidityFilterConfig | None = None
+    holdout: HoldoutConfig | None = None
+    temporal_penalty: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     market: MarketConfig | None = None
     fit: FitConfig = FitConfig()
     # GARCH / GJR-GARCH: daily closes, the column to fit, the innovations' distribution.
@@ -121,6 +174,30 @@ class Config(Strict):
 
     @model_validator(mode="after")
     def _inputs(self) -> Config:
+        chain_only = ("models", "filter", "holdout", "temporal_penalty")
+        if isinstance(self.surface, DeribitSurfaceConfig):
+            if self.models is None:
+                raise ValueError("models: required for a Deribit surface (e.g. [black, heston, svcj])")
+            if len(set(self.models)) != len(self.models):
+                raise ValueError(f"models: listed twice in {self.models}")
+            for key in ("model", "market", "returns", "asset", "distribution"):
+                if key in self.model_fields_set:
+                    raise ValueError(f"{key}: not used with surface.deribit (the chain gives the "
+                                     "forwards; list the models under models:)")
+            fit = self.fit
+            if "weights" in fit.model_fields_set and fit.weights != "bidask":
+                raise ValueError("fit.weights: chains are fitted with 1/spread weights (bidask)")
+            for key in ("feller_weight", "arbitrage"):
+                if key in fit.model_fields_set:
+                    raise ValueError(f"fit.{key}: not used with surface.deribit")
+            return self
+        for key in chain_only:
+            if key in self.model_fields_set:
+                raise ValueError(f"{key}: only with surface: {{deribit: PATH}}")
+        if self.model is None:
+            raise ValueError("model: required (or surface: {deribit: PATH} with models: [...])")
+        if isinstance(self.surface, str) is False and self.surface is not None:
+            raise ValueError("surface: a CSV path or {deribit: PATH, currency: BTC}")
         if self.model.name in GARCH_MODEL_NAMES:
             if self.returns is None:
                 raise ValueError(f"returns: required for model {self.model.name} (a CSV of daily closes)")
@@ -147,6 +224,11 @@ def _resolve(path: str, base_dir: Path | None) -> Path:
 
 
 def run(config: Config, out: Path, *, progress=None, base_dir: Path | None = None) -> dict:
+    if isinstance(config.surface, DeribitSurfaceConfig):
+        from riskengine.jobs._chain import run_chain
+
+        return run_chain(config, out, progress=progress,
+                         path=_resolve(config.surface.deribit, base_dir))
     if config.model.name in GARCH_MODEL_NAMES:
         return _run_garch(config, out, base_dir=base_dir)
     started = time.perf_counter()
