@@ -4,8 +4,8 @@ must not change results).
     python benchmarks/config_figures.py run OUT [--paths 2048]   # every config -> OUT/<name>/
     python benchmarks/config_figures.py compare BEFORE AFTER     # figure by figure
 
-Run it once on the code before a change (e.g. from a `git worktree` of the old commit,
-with PYTHONPATH pointing at it) and once after. ``compare`` reads both summary.json files
+Run it once on the code before a change (``--root`` a `git worktree` of the old commit:
+its configs run with its package) and once after. ``compare`` reads both summary.json files
 of each config present in both, ignores timings (keys containing ``seconds``), and reports
 every number that differs: ``bitwise`` when all are equal, else the largest relative
 difference per config. Exit 1 when any figure differs by more than --rtol (default 1e-12)
@@ -24,14 +24,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(out: Path, paths: int) -> None:
+def run(out: Path, paths: int, root: Path = ROOT) -> None:
+    """Run each config of ``root``/configs with the riskengine of ``root`` (the command runs
+    in ``root``, whose package comes first on the path)."""
+    out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    for config in sorted((ROOT / "configs").glob("*.yaml")):
+    for config in sorted((root / "configs").glob("*.yaml")):
         target = out / config.stem
         done = subprocess.run(
             [sys.executable, "-m", "riskengine.cli", "run", str(config), "--out", str(target),
              "--paths", str(paths), "--no-progress"],
-            capture_output=True, text=True, cwd=ROOT,
+            capture_output=True, text=True, cwd=root,
         )
         status = "ok" if done.returncode == 0 else f"exit {done.returncode}: {done.stderr.strip()[-300:]}"
         print(f"{config.stem}: {status}", flush=True)
@@ -82,6 +85,7 @@ def main() -> int:
     r = sub.add_parser("run")
     r.add_argument("out", type=Path)
     r.add_argument("--paths", type=int, default=2048)
+    r.add_argument("--root", type=Path, default=ROOT, help="the checkout whose code and configs run")
     c = sub.add_parser("compare")
     c.add_argument("before", type=Path)
     c.add_argument("after", type=Path)
@@ -89,7 +93,7 @@ def main() -> int:
     c.add_argument("--allow", nargs="*", default=[])
     args = parser.parse_args()
     if args.command == "run":
-        run(args.out, args.paths)
+        run(args.out, args.paths, args.root.resolve())
         return 0
     return compare(args.before, args.after, rtol=args.rtol, allow=set(args.allow))
 

@@ -88,7 +88,7 @@ def _ours_in_process(config_file: str, cost: float, eval_paths: int) -> dict:
     problem = hedge.build_problem(config)
     objective = hedge.build_objective(config)
     key = jax.random.key(config.train.seed)
-    policy = build_policy(hedge.policy_spec(config), key=jax.random.fold_in(key, 1_000_000))
+    policy = build_policy(hedge.policy_spec(config), key=jax.random.fold_in(key, 1_000_000), backend=config.train.backend)
     started = time.perf_counter()
     result = train(policy, objective, problem, key=key, num_paths=config.train.paths, epochs=config.train.epochs,
                    optimizer=hedge.build_optimizer(config), epochs_per_call=config.train.epochs_per_call)
@@ -127,6 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.2f}")
     from hedging import native  # built now, outside every timing, as `make install` does
+
+    try:
+        native.build()
+    except RuntimeError as err:
+        print(f"native kernels not built ({err}); set train.backend: jax in the configs")
 
     print(f"riskengine native CPU kernels: {'yes, ' + str(native.library_path()) if native.available() else 'no (plain JAX)'}")
     ok = True

@@ -154,9 +154,11 @@ class MLPPolicy(Policy):
     layers: tuple[eqx.nn.Linear, ...]
     features: tuple[str, ...] = eqx.field(static=True)
     base: str = eqx.field(static=True, default="none")
+    backend: str = eqx.field(static=True, default="jax")  # training's date loop: jax | native
     unroll = True
 
-    def __init__(self, features, *, num_instruments=1, width=32, depth=4, base="none", key, dtype=jnp.float32):
+    def __init__(self, features, *, num_instruments=1, width=32, depth=4, base="none", key, dtype=jnp.float32,
+                 backend="jax"):
         features = tuple(features)
         check_features(features)
         if base not in ("none", "bs_delta"):
@@ -166,6 +168,7 @@ class MLPPolicy(Policy):
         self.layers = _zero_last_layer(layers) if base != "none" else layers
         self.features = features
         self.base = base
+        self.backend = backend
 
     def _columns(self, num_instruments):
         """Column indices of the market features and of prev_hedge in the first layer."""
@@ -225,7 +228,7 @@ class MLPPolicy(Policy):
         base = self._base(view)
         if base is None:
             base = jnp.zeros(view.spot.shape + (view.num_instruments,), view.spot.dtype)
-        return recurrent_mlp_rollout(layers, market, base, unroll=unroll)
+        return recurrent_mlp_rollout(layers, market, base, unroll=unroll, backend=self.backend)
 
 
 class NoTransactionBandPolicy(Policy):
@@ -247,9 +250,10 @@ class NoTransactionBandPolicy(Policy):
 
     layers: tuple[eqx.nn.Linear, ...]
     features: tuple[str, ...] = eqx.field(static=True)
+    backend: str = eqx.field(static=True, default="jax")  # training's date loop: jax | native
 
     def __init__(self, features=("log_moneyness", "time_to_maturity", "volatility"), *, width=32, depth=4,
-                 start="random", key, dtype=jnp.float32):
+                 start="random", key, dtype=jnp.float32, backend="jax"):
         features = tuple(f for f in features if f != "prev_hedge")
         check_features(features)
         if start not in ("random", "delta"):
@@ -257,6 +261,7 @@ class NoTransactionBandPolicy(Policy):
         layers = _mlp_layers(key, [len(features)] + [width] * depth + [2], dtype)
         self.layers = _zero_last_layer(layers) if start == "delta" else layers
         self.features = features
+        self.backend = backend
 
     def encode(self, view):
         if view.num_instruments != 1:
@@ -264,7 +269,8 @@ class NoTransactionBandPolicy(Policy):
         market = view.stack(self.features)
         layers = _weight_bias_pairs(self.layers)
         zero = jnp.zeros(market.shape[:-1] + (2,), market.dtype)
-        width = jax.nn.leaky_relu(recurrent_mlp_rollout(layers, market, zero, unroll=1, feedback=False))
+        width = jax.nn.leaky_relu(recurrent_mlp_rollout(layers, market, zero, unroll=1, feedback=False,
+                                                        backend=self.backend))
         delta = view.delta()
         return delta - width[..., 0], delta + width[..., 1]
 

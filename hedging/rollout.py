@@ -13,14 +13,16 @@ losses to the last bit.
 The result is the same function with the same gradients as differentiating the scan (tests
 compare both in float64).
 
-In float32 on the CPU with 32-wide hidden layers, training goes further: the forward and
-reverse passes are two native kernels (:mod:`hedging.native`, XLA FFI custom calls) that take
+With ``backend="native"`` (float32 on the CPU, 32-wide hidden layers), training goes further: the
+forward and reverse passes are two native kernels (:mod:`hedging.native`, XLA FFI custom calls) that take
 blocks of 64 paths through every date and layer while the block stays in the cache, recompute
 each date's activations in the reverse pass instead of storing them, and run on XLA's own CPU
 thread pool. Measured on the pfhedge benchmark (2-core AVX-512 CPU): 44 -> 33 ms per epoch, and
 the training program compiles in 1.3 s instead of 2.7 s (the unrolled date loop is gone).
-Without a C++ compiler (or with ``RISKENGINE_NATIVE=0``) the JAX reverse pass below runs.
-The evaluation (no gradients) always runs the JAX scan.
+The kernels are built by ``make install`` (``python -m hedging.native``), never during a trace;
+the backend is chosen explicitly (the hedge job's ``train.backend``), and a native choice that
+cannot run is an error, not a silent fallback. The evaluation (no gradients) always runs the
+JAX scan.
 """
 
 from __future__ import annotations
@@ -61,13 +63,17 @@ def _scan_forward(layers, market, base, unroll, feedback, keep):
     return out
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
-def _rollout(layers, market, base, unroll, feedback):
+BACKENDS = ("jax", "native")
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5))
+def _rollout(layers, market, base, unroll, feedback, backend):
     return _scan_forward(layers, market, base, unroll, feedback, keep=False)
 
 
-def _rollout_fwd(layers, market, base, unroll, feedback):
-    if _use_native(layers, market, base):
+def _rollout_fwd(layers, market, base, unroll, feedback, backend):
+    if backend == "native":
+        _check_native(layers, market, base)
         hedges = jax.ffi.ffi_call("riskengine_mlp_rollout_forward", jax.ShapeDtypeStruct(base.shape, base.dtype),
                                   vmap_method="sequential")(
             market, base, ravel_pytree(layers)[0], depth=len(layers) - 1, feedback=feedback)
@@ -81,13 +87,27 @@ def _rollout_fwd(layers, market, base, unroll, feedback):
 NATIVE_WIDTH = 32  # the hidden width the native kernels are built for
 
 
-def _use_native(layers, market, base) -> bool:
-    """Float32 on the CPU with hidden layers 32 wide, and the kernels built (see
-    :mod:`hedging.native`); anything else runs the JAX reverse pass below."""
-    hidden = [w.shape[1] for w, _ in layers[:-1]]
-    float32 = all(x.dtype == jnp.float32 for x in (market, base, *(w for w, _ in layers)))
-    return (float32 and jax.default_backend() == "cpu" and bool(hidden)
-            and all(h == NATIVE_WIDTH for h in hidden) and native.available())
+def native_problem(*, dtype, hidden: list[int]) -> str | None:
+    """Why the native kernels cannot run a network (None when they can): they need float32
+    on the CPU, hidden layers ``NATIVE_WIDTH`` wide, and the library built by ``make install``
+    (``python -m hedging.native``)."""
+    if jnp.dtype(dtype) != jnp.float32:
+        return f"float32 only, got {jnp.dtype(dtype).name}"
+    if not hidden or any(h != NATIVE_WIDTH for h in hidden):
+        return f"hidden layers {NATIVE_WIDTH} wide only, got {hidden}"
+    if jax.default_backend() != "cpu":
+        return f"the CPU only, the default device is {jax.default_backend()}"
+    if not native.available():
+        return "the kernels are not built: run `make install` or `python -m hedging.native`"
+    return None
+
+
+def _check_native(layers, market, base) -> None:
+    dtypes = {x.dtype for x in (market, base, *(w for w, _ in layers))}
+    problem = native_problem(dtype=dtypes.pop() if len(dtypes) == 1 else jnp.float64,
+                             hidden=[w.shape[1] for w, _ in layers[:-1]])
+    if problem is not None:
+        raise ValueError(f"train.backend: native: {problem}")
 
 
 def _native_bwd(feedback, residuals, cotangent):
@@ -113,8 +133,8 @@ def _weight_gradient(a: Array, d: Array) -> Array:
     return lax.dot_general(a, d, (((0,), (0,)), ((), ())))
 
 
-def _rollout_bwd(unroll, feedback, residuals, cotangent):
-    if len(residuals) == 4:
+def _rollout_bwd(unroll, feedback, backend, residuals, cotangent):
+    if backend == "native":
         return _native_bwd(feedback, residuals, cotangent)
     layers, inputs = residuals
     first_weight = layers[0][0]
@@ -147,6 +167,7 @@ def recurrent_mlp_rollout(
     *,
     unroll: int | bool = 1,
     feedback: bool = True,
+    backend: str = "jax",
 ) -> Float[Array, "dates paths outputs"]:
     """``h_t = relu-MLP([market_t, h_{t-1}]) + base_t`` for every date, ``h_{-1} = 0``.
 
@@ -154,7 +175,13 @@ def recurrent_mlp_rollout(
     the market columns, then (``feedback=True``) the previous output, one column each.
     ``feedback=False``: ``h_t = MLP(market_t) + base_t``, the same network on every date
     (date by date, which on a CPU beats one product over all dates: the weight gradients'
-    products stay short)."""
+    products stay short).
+
+    ``backend``: ``"jax"`` (the reverse pass below, anywhere) or ``"native"`` (the CPU
+    kernels of :mod:`hedging.native` for the forward and reverse passes of training; float32,
+    hidden width 32, built by ``make install``). Without gradients both run the JAX scan."""
+    if backend not in BACKENDS:
+        raise ValueError(f"train.backend: expected one of {list(BACKENDS)}, got {backend!r}")
     num_outputs = layers[-1][0].shape[1]
     expected = market.shape[-1] + (num_outputs if feedback else 0)
     if layers[0][0].shape[0] != expected:
@@ -162,4 +189,4 @@ def recurrent_mlp_rollout(
             f"recurrent_mlp_rollout: the first layer takes {layers[0][0].shape[0]} inputs, expected {expected} "
             f"({market.shape[-1]} market features" + (f" and {num_outputs} fed-back outputs)" if feedback else ")")
         )
-    return _rollout(tuple(layers), market, base, unroll, bool(feedback))
+    return _rollout(tuple(layers), market, base, unroll, bool(feedback), backend)

@@ -18,8 +18,10 @@ from hedging.policies import MLPPolicy, NoTransactionBandPolicy, Policy, Recurre
 _BUILDERS = {"mlp": MLPPolicy, "no_transaction_band": NoTransactionBandPolicy, "recurrent": RecurrentPolicy}
 
 
-def build_policy(spec: dict[str, Any], *, key=None) -> Policy:
-    """A policy from its spec ``{type, features, width, depth, base, start, num_instruments, dtype}``."""
+def build_policy(spec: dict[str, Any], *, key=None, backend: str = "jax") -> Policy:
+    """A policy from its spec ``{type, features, width, depth, base, start, num_instruments, dtype}``;
+    ``backend``: the training date loop of the perceptron policies (``jax`` or ``native``, see
+    :func:`hedging.rollout.recurrent_mlp_rollout`)."""
     kind = spec["type"]
     if kind not in _BUILDERS:
         raise ValueError(f"policy.type: expected one of {sorted(_BUILDERS)}, got {kind!r}")
@@ -30,6 +32,8 @@ def build_policy(spec: dict[str, Any], *, key=None) -> Policy:
         kwargs["depth"] = spec.get("depth", 4)
     if kind != "no_transaction_band":
         kwargs["num_instruments"] = spec.get("num_instruments", 1)
+    if kind in ("mlp", "no_transaction_band"):
+        kwargs["backend"] = backend
     if kind == "mlp":
         kwargs["base"] = spec.get("base", "none")
     if kind == "no_transaction_band":

@@ -27,6 +27,7 @@ from typing import Any
 
 from riskengine.config import load_yaml, override_section, validate
 from riskengine.errors import ConfigError, one_line
+from riskengine.jobs import JOBS, Job, JobContext, execute
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 1
@@ -71,21 +72,22 @@ def run_job(
     import jax
 
     from riskengine import checkpoint
-    from riskengine.jobs import JOBS
 
     data = load_yaml(config_path)
-    job = data.get("job")
-    if job not in JOBS:
-        raise ConfigError(f"job: unknown job kind {job!r}; expected one of {sorted(JOBS)}")
-    module = JOBS[job]
-    # A job whose config has no ``mc`` section says where --paths / --seed go.
-    overrides = getattr(module, "apply_overrides", _apply_overrides)
-    data = overrides(data, paths=paths, seed=seed)
-    config = validate(module.Config, data, context={"base_dir": Path(config_path).parent})
-    mc = getattr(config, "mc", None)
-    if getattr(mc, "dtype", "float32") == "float64":
-        import jax
-
+    kind = data.get("job")
+    if kind not in JOBS:
+        raise ConfigError(f"job: unknown job kind {one_line(repr(kind), limit=60)}; expected one of {sorted(JOBS)}")
+    job = JOBS[kind]
+    base_dir = Path(config_path).parent
+    if isinstance(job, Job):
+        data = job.apply_overrides(data, paths=paths, seed=seed)
+        config = validate(job.Config, data, context={"base_dir": base_dir})
+        dtype = job.dtype(config)
+    else:  # a module of the older shape: Config, run(config, out), apply_overrides
+        data = getattr(job, "apply_overrides", _apply_overrides)(data, paths=paths, seed=seed)
+        config = validate(job.Config, data, context={"base_dir": base_dir})
+        dtype = getattr(getattr(config, "mc", None), "dtype", "float32")
+    if dtype == "float64":
         jax.config.update("jax_enable_x64", True)
     shown = out if out else str(Path("out") / Path(config_path).stem)
     out_dir = Path(shown)
@@ -99,15 +101,15 @@ def run_job(
     processes, me = jax.process_count(), jax.process_index()
     if me == 0:
         check_output_directory(out_dir, shown=shown)  # before any work: never a foreign folder
-    _check_budget(module, config, base_dir=Path(config_path).parent, max_hours=max_hours, quiet=me != 0)
+    _check_budget(job, config, base_dir=base_dir, max_hours=max_hours, quiet=me != 0)
     created = missing_parents(out_dir)
     folder = out_dir.parent / f"{out_dir.name}.checkpoint"
     if processes > 1:
         folder = folder / f"process-{me}-of-{processes}"
     try:
         saved = checkpoint.Checkpoint(
-            folder, fingerprint=_fingerprint(job, config, processes), resume=resume,
-            description={"job": job, "config": str(config_path), "processes": processes},
+            folder, fingerprint=_fingerprint(kind, config, processes), resume=resume,
+            description={"job": kind, "config": str(config_path), "processes": processes},
         )
     except checkpoint.CheckpointMismatch as err:
         raise ConfigError(f"resume: {err}") from None
@@ -115,8 +117,13 @@ def run_job(
     target = out_dir if me == 0 else Path(tempfile.mkdtemp(prefix=f"riskengine-process-{me}-"))
     update, close = _progress_bar(progress and me == 0)
     try:
-        with checkpoint.active(saved), atomic_directory(target, shown=shown, job=job) as tmp:
-            summary = module.run(config, tmp, progress=update, base_dir=Path(config_path).parent)
+        with checkpoint.active(saved), atomic_directory(target, shown=shown, job=kind) as tmp:
+            if isinstance(job, Job):
+                result = execute(job, config, tmp, base_dir=base_dir, progress=update)
+                summary, exit_code = result.summary, result.exit_code
+            else:
+                summary = job.run(config, tmp, progress=update, base_dir=base_dir)
+                exit_code = getattr(job, "exit_code", lambda summary: 0)(summary)
     except ConfigError:
         saved.remove()  # bad input: nothing worth resuming, nothing left behind
         remove_empty(created)
@@ -137,7 +144,6 @@ def run_job(
     if me == 0:
         for where in _not_converged(summary):
             print(f"warning: {where}: did not converge (see summary.json)", file=sys.stderr)
-    exit_code = getattr(module, "exit_code", lambda summary: 0)(summary)
     return out_dir, exit_code
 
 
@@ -156,15 +162,20 @@ def _not_converged(summary: Any, where: str = "") -> list[str]:
     return found[:10]
 
 
-def _check_budget(module: Any, config: Any, *, base_dir: Path, max_hours: float, quiet: bool) -> None:
+def _check_budget(job: Any, config: Any, *, base_dir: Path, max_hours: float, quiet: bool) -> None:
     """Refuse a run that cannot fit in memory or would exceed ``max_hours`` (one line with
     the estimate); print the estimate of a large run that will fit."""
     from riskengine import budget
 
-    estimate = getattr(module, "estimate", None)
+    if isinstance(job, Job):
+        estimate = job.estimate(config, JobContext(base_dir=base_dir))
+    elif hasattr(job, "estimate"):
+        estimate = job.estimate(config, base_dir=base_dir)
+    else:
+        estimate = None
     if estimate is None:
         return
-    line = budget.check(estimate(config, base_dir=base_dir), max_hours=max_hours)
+    line = budget.check(estimate, max_hours=max_hours)
     if line and not quiet:
         print(line, file=sys.stderr)
 

@@ -19,7 +19,24 @@ pytestmark = pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g+
 
 
 def test_the_kernels_build_where_there_is_a_compiler():
-    assert native.available()  # a failed build would silently fall back: fail here instead
+    native.build()  # make install builds them; a broken build fails here, loudly
+    assert native.available()
+
+
+def test_native_is_chosen_explicitly_and_refused_clearly_where_it_cannot_run():
+    from hedging.rollout import native_problem
+
+    assert native_problem(dtype="float32", hidden=[32, 32]) is None
+    assert "float32 only" in native_problem(dtype="float64", hidden=[32])
+    assert "32 wide only" in native_problem(dtype="float32", hidden=[16])
+    layers = ((jnp.ones((3, 16), jnp.float32), jnp.zeros(16, jnp.float32)),
+              (jnp.ones((16, 1), jnp.float32), jnp.zeros(1, jnp.float32)))
+    market, base = jnp.ones((2, 4, 3), jnp.float32), jnp.zeros((2, 4, 1), jnp.float32)
+    with pytest.raises(ValueError, match="train.backend: native: hidden layers 32 wide only"):
+        jax.grad(lambda w: recurrent_mlp_rollout(w, market, base, feedback=False, backend="native").sum())(layers)
+    # the default is plain JAX: no custom call in the training program
+    hlo = jax.jit(jax.grad(lambda w: recurrent_mlp_rollout(w, market, base, feedback=False).sum())).lower(layers).as_text()
+    assert "riskengine_mlp_rollout" not in hlo
 
 
 def _plain_loop(layers, market, base, feedback):
@@ -55,7 +72,8 @@ def test_native_gradients_equal_float64_reference(feedback, outputs, depth, path
 
     @jax.jit
     def native_vjp(layers, market, base):
-        hedges, pullback = jax.vjp(lambda *a: recurrent_mlp_rollout(*a, feedback=feedback), layers, market, base)
+        hedges, pullback = jax.vjp(lambda *a: recurrent_mlp_rollout(*a, feedback=feedback, backend="native"),
+                                   layers, market, base)
         return hedges, pullback(cotangent)
 
     hlo = native_vjp.lower(layers, market, base).as_text()
@@ -75,14 +93,13 @@ def test_native_gradients_equal_float64_reference(feedback, outputs, depth, path
 
 def test_native_training_is_deterministic_and_matches_the_jax_path(monkeypatch):
     problem = gbm_problem(cost=1e-3, dtype=jnp.float32)
-    policy = MLPPolicy(["log_moneyness", "time_to_maturity", "volatility", "prev_hedge"], width=32, depth=4,
-                       key=jax.random.key(23))
+    features = ["log_moneyness", "time_to_maturity", "volatility", "prev_hedge"]
+    policy = MLPPolicy(features, width=32, depth=4, key=jax.random.key(23), backend="native")
     common = dict(key=jax.random.key(24), num_paths=1000, epochs=20, optimizer=make_optimizer(1e-3))
     runs = [train(policy, Entropic(1.0), problem, **common) for _ in range(2)]
     assert runs[0].loss_history == runs[1].loss_history  # bit for bit: chunks are summed in a fixed order
-    monkeypatch.setattr(native, "available", lambda: False)
-    jax.clear_caches()  # nothing traced with the kernels may be reused
-    plain = train(policy, Entropic(1.0), problem, **common)
+    plain = train(MLPPolicy(features, width=32, depth=4, key=jax.random.key(23), backend="jax"),
+                  Entropic(1.0), problem, **common)
     # the same training to float32 rounding (Adam amplifies rounding in near-zero gradient
     # components, so the weights drift apart by ~lr; the gradients themselves are checked above)
     np.testing.assert_allclose(runs[0].loss_history, plain.loss_history, rtol=1e-4)

@@ -15,9 +15,10 @@ import pytest
 import yaml
 from scipy.linalg import eigh
 
+from riskengine.analytic.characteristic import heston_cf
 from riskengine.cli import main
 from riskengine.config import validate
-from riskengine.jobs import JOBS
+from riskengine.jobs import JOBS, execute
 from riskengine.jobs import market_making as job
 from riskengine.market_making import (
     ArithmeticMid,
@@ -29,7 +30,6 @@ from riskengine.market_making import (
     price_volatility,
     simulate_market_making,
 )
-from riskengine.analytic.characteristic import heston_cf
 from riskengine.models import GBM, Heston, Merton
 from riskengine.models.brownian import Brownian
 
@@ -59,7 +59,7 @@ def paper_config(gamma: float, **strategy) -> dict:
 
 def run_job(data: dict, out) -> dict:
     out.mkdir(parents=True, exist_ok=True)
-    return job.run(validate(job.Config, data), out)
+    return execute(job.MarketMakingJob(), validate(job.Config, data), out).summary
 
 
 def f64(x):
@@ -303,7 +303,7 @@ def test_glft_inventory_limit(tmp_path):
 def test_job_outputs_and_keys(tmp_path):
     out = tmp_path / "mm"
     config = str(CONFIGS / "market_making.yaml")
-    assert JOBS["market_making"] is job
+    assert isinstance(JOBS["market_making"], job.MarketMakingJob)
     assert main(["run", config, "--out", str(out), "--paths", "300", "--seed", "4", "--no-progress"]) == 0
     s = json.loads((out / "summary.json").read_text())
     assert s["paths"] == 300 and s["seed"] == 4

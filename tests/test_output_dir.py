@@ -161,7 +161,7 @@ def test_an_unexpected_exception_is_one_internal_line_exit_1_and_no_debris(user_
     def broken(*args, **kwargs):
         raise RuntimeError("boom\n" + "x" * 10_000)
 
-    monkeypatch.setattr(price, "run", broken)
+    monkeypatch.setattr(price.PriceJob, "run", broken)
     code, err = run([user_folder / "p.yaml", "--out", user_folder / "x" / "out"], capsys)
     assert code == 1 and len(err) == 1
     assert err[0].startswith("error: internal: RuntimeError: boom") and err[0].endswith("; please report")
@@ -172,14 +172,14 @@ def test_an_unexpected_exception_is_one_internal_line_exit_1_and_no_debris(user_
 def test_a_calibration_that_does_not_converge_says_so_on_the_terminal(user_folder, capsys, monkeypatch):
     from riskengine.jobs import price
 
-    real = price.run
+    real = price.PriceJob.run
 
-    def unconverged(config, out, **kwargs):
-        summary = real(config, out, **kwargs)
-        summary["fits"] = {"heston": {"converged": False}, "black": {"converged": True}}
-        return summary
+    def unconverged(self, config, context):
+        result = real(self, config, context)
+        result.summary["fits"] = {"heston": {"converged": False}, "black": {"converged": True}}
+        return result
 
-    monkeypatch.setattr(price, "run", unconverged)
+    monkeypatch.setattr(price.PriceJob, "run", unconverged)
     code, err = run([user_folder / "p.yaml", "--out", user_folder / "out"], capsys)
     assert code == 0
     assert err == ["warning: fits.heston: did not converge (see summary.json)"]

@@ -1,9 +1,10 @@
-"""Native CPU kernels, built on first use with the system's C++ compiler and cached.
+"""Native CPU kernels, built by ``make install`` (``python -m hedging.native``) with the
+system's C++ compiler and cached; chosen explicitly (``train.backend: native``).
 
 ``mlp_rollout.cc``: the recurrent perceptron's date loop, forward and reverse, as XLA FFI
 custom calls (float32, hidden width 32) — see :mod:`hedging.rollout`. Everything works without
-them: when there is no compiler, the build fails, or ``RISKENGINE_NATIVE=0`` is set, the
-rollout runs as plain JAX (the same function and gradients, to rounding).
+them: ``backend: jax`` (the default) runs the same function and gradients (to rounding) in
+plain JAX; ``backend: native`` where the library is not built is refused with a clear message.
 
 The library is built once per source version and machine into ``$RISKENGINE_CACHE`` (default
 ``~/.cache/riskengine``), written to a temporary name and renamed, so that concurrent first
@@ -77,14 +78,22 @@ def build(*, force: bool = False) -> Path:
 
 @functools.cache
 def available() -> bool:
-    """Whether the native kernels are built and registered with XLA (for the CPU)."""
+    """Whether the native kernels are built (by ``make install`` / :func:`build`; nothing is
+    compiled here) and now registered with XLA for the CPU."""
     if os.environ.get("RISKENGINE_NATIVE", "1") == "0":
         return False
+    target = library_path()
+    if not target.exists():
+        return False
     try:
-        lib = ctypes.cdll.LoadLibrary(str(build()))
+        lib = ctypes.cdll.LoadLibrary(str(target))
         for name, symbol in TARGETS.items():
             jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(lib, symbol)), platform="cpu")
     except (OSError, RuntimeError, AttributeError) as err:
         warnings.warn(f"hedging: native CPU kernels unavailable, using plain JAX ({err})", stacklevel=2)
         return False
     return True
+
+
+if __name__ == "__main__":  # python -m hedging.native: build the kernels (make install does)
+    print(build())

@@ -1,44 +1,53 @@
-"""Job kinds: one module per ``job:`` value, each with ``Config`` and ``run(config, out)``.
-
-The registry maps each ``job:`` value to its module by name, explicitly; a module is
-imported when its job is first asked for, so a price job does not pay for importing the
-allocation solvers, the hedging package or the exposure models.
+"""Job kinds: the registry maps each ``job:`` value to its :class:`~riskengine.jobs.base.Job`
+class, explicitly, by name; a job's module is imported when the job is first asked for, so
+a price job does not pay for importing the allocation solvers, the hedging package or the
+exposure models. (A value without ``:`` names a module of the older shape, ``Config`` plus
+``run(config, out)`` writing its own files, which the CLI still runs.)
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator, Mapping
-from types import ModuleType
+from typing import Any
 
-JOB_MODULES: dict[str, str] = {
-    "allocate": "riskengine.jobs.allocate",
-    "backtest": "riskengine.jobs.backtest",
+from riskengine.jobs.base import (
+    Job,
+    JobContext,
+    JobResult,
+    Sampling,
+    execute,
+    resolve_path,
+    write_result,
+)
+
+JOB_CLASSES: dict[str, str] = {
+    "allocate": "riskengine.jobs.allocate:AllocateJob",
+    "backtest": "riskengine.jobs.backtest:BacktestJob",
     "calibrate": "riskengine.jobs.calibrate",
     "exposure": "riskengine.jobs.exposure",
-    "hedge": "riskengine.jobs.hedge",
-    "market_making": "riskengine.jobs.market_making",
-    "price": "riskengine.jobs.price",
+    "hedge": "riskengine.jobs.hedge:HedgeJob",
+    "market_making": "riskengine.jobs.market_making:MarketMakingJob",
+    "price": "riskengine.jobs.price:PriceJob",
     "stress": "riskengine.jobs.stress",
 }
 
 
-class _Registry(Mapping[str, ModuleType]):
-    """``JOBS[kind]``: the job's module, imported on first use."""
-
-    def __getitem__(self, kind: str) -> ModuleType:
-        return importlib.import_module(JOB_MODULES[kind])
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(JOB_MODULES)
-
-    def __len__(self) -> int:
-        return len(JOB_MODULES)
-
-    def __contains__(self, kind: object) -> bool:
-        return kind in JOB_MODULES
+def load_job(target: str) -> Any:
+    """The :class:`Job` instance (or older-shape module) a registry entry names."""
+    module, _, cls = target.partition(":")
+    loaded = importlib.import_module(module)
+    return getattr(loaded, cls)() if cls else loaded
 
 
-JOBS: Mapping[str, ModuleType] = _Registry()
+class _Registry(dict):
+    """``JOBS[kind]``: the job, loaded on first use (an entry set to an object is kept)."""
 
-__all__ = ["JOBS", "JOB_MODULES"]
+    def __getitem__(self, kind: str) -> Any:
+        value = super().__getitem__(kind)
+        return load_job(value) if isinstance(value, str) else value
+
+
+JOBS: dict[str, Any] = _Registry(JOB_CLASSES)
+
+__all__ = ["JOBS", "JOB_CLASSES", "Job", "JobContext", "JobResult", "Sampling", "execute", "load_job", "resolve_path",
+           "write_result"]

@@ -20,7 +20,6 @@ Outputs: ``summary.json`` (``weights``, ``cvar``, ``var``, ``expected_return``,
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,7 +33,8 @@ from riskengine.allocation import Constraints, Objective, allocate
 from riskengine.allocation.inputs import load_run_dir, load_table, simulate_returns
 from riskengine.allocation.solver import _best_return
 from riskengine.config import ConfigError, ModelConfig, Strict
-from riskengine.report import Report, write_json, write_parquet
+from riskengine.jobs.base import Job, JobContext, JobResult, Sampling
+from riskengine.report import Report
 
 Level = Field(default=0.95, gt=0.5, lt=1.0)
 
@@ -139,7 +139,22 @@ class Config(Strict):
     dtype: Literal["float32", "float64"] = "float32"  # the solver's precision
 
 
-def apply_overrides(data: dict[str, Any], *, paths: int | None, seed: int | None) -> dict[str, Any]:
+
+class AllocateJob(Job):
+    """Risk-aware weights across assets and strategies (min CVaR, mean-CVaR, risk parity, ...) within limits, on a scenario table, a stress run's P&L or simulated returns."""
+
+    name = "allocate"
+    Config = Config
+    sampling = Sampling()  # --paths: see apply_overrides; the solver handles its dtype
+
+    def apply_overrides(self, data: dict[str, Any], *, paths: int | None, seed: int | None) -> dict[str, Any]:
+        return _apply_overrides(data, paths=paths, seed=seed)
+
+    def run(self, config: Config, context: JobContext) -> JobResult:
+        return _run(config, progress=context.progress, base_dir=context.base_dir)
+
+
+def _apply_overrides(data: dict[str, Any], *, paths: int | None, seed: int | None) -> dict[str, Any]:
     """``--paths``: simulated paths, or the first N scenarios of a table; ``--seed``: the
     simulation's seed (no effect on a table)."""
     data = dict(data)
@@ -255,8 +270,7 @@ def efficient_frontier(r: np.ndarray, objective: Objective, constraints: Constra
     return pd.DataFrame(rows)
 
 
-def run(config: Config, out: Path, *, progress=None, base_dir: Path | None = None) -> dict:
-    started = time.perf_counter()
+def _run(config: Config, *, progress=None, base_dir: Path | None = None) -> JobResult:
     del progress
     r, names, source = load_returns(config, base_dir)
     objective, constraints = build_problem(config, names)
@@ -285,12 +299,8 @@ def run(config: Config, out: Path, *, progress=None, base_dir: Path | None = Non
         "risk_contribution_pct": result.contributions / result.cvar if result.cvar else np.nan,
         "mean": mean, "vol": vol,
     })
-    write_parquet(out / "weights.parquet", table)
-    write_parquet(out / "frontier.parquet", frontier)
-    summary["seconds"] = time.perf_counter() - started
-    _report(summary, table, frontier, r).write(out / "report.html")
-    write_json(out / "summary.json", summary)
-    return summary
+    return JobResult(summary=summary, tables={"weights": table, "frontier": frontier},
+                     report=lambda summary: _report(summary, table, frontier, r))
 
 
 def _report(summary: dict, table: pd.DataFrame, frontier: pd.DataFrame, r: np.ndarray) -> Report:

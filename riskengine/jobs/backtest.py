@@ -41,7 +41,7 @@ import datetime
 import math
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -53,10 +53,11 @@ from scipy import stats
 
 from riskengine.allocation import SolverSettings, allocate
 from riskengine.calibration.garch import fit_garch
-from riskengine.config import ConfigError, Strict, override_section
+from riskengine.config import ConfigError, Strict
 from riskengine.history import load_history
 from riskengine.jobs.allocate import ConstraintsConfig, ObjectiveConfig, build_problem
-from riskengine.report import Report, write_json, write_parquet
+from riskengine.jobs.base import Job, JobContext, JobResult, Sampling
+from riskengine.report import Report
 from riskengine.risk import (
     christoffersen_coverage_test,
     christoffersen_independence_test,
@@ -126,9 +127,17 @@ class Config(Strict):
         return self
 
 
-def apply_overrides(data: dict[str, Any], *, paths: int | None, seed: int | None) -> dict[str, Any]:
-    """``--paths``/``--seed`` set ``simulate.paths``/``simulate.seed``."""
-    return override_section(data, "simulate", paths=paths, seed=seed)
+
+class BacktestJob(Job):
+    """Walk-forward allocation on daily history with GARCH risk forecasts, costs, baselines and VaR backtests."""
+
+    name = "backtest"
+    Config = Config
+    sampling = Sampling(paths="simulate.paths", seed="simulate.seed")  # the solver handles its dtype
+
+    def run(self, config: Config, context: JobContext) -> JobResult:
+        return _run(config, progress=context.progress, base_dir=context.base_dir)
+
 
 
 # --- forecasting -------------------------------------------------------------------------------
@@ -239,8 +248,7 @@ def _var(scenario_returns: np.ndarray, weights: np.ndarray, level: float) -> flo
     return float(value_at_risk(scenario_returns @ weights, level=level))
 
 
-def run(config: Config, out: Path, *, progress=None, base_dir: Path | None = None) -> dict:
-    started = time.perf_counter()
+def _run(config: Config, *, progress=None, base_dir: Path | None = None) -> JobResult:
     history = load_history(config.history, config.assets, base_dir=base_dir)
     closes = history.closes
     if config.end is not None:
@@ -376,12 +384,8 @@ def run(config: Config, out: Path, *, progress=None, base_dir: Path | None = Non
         "strategies": {s: _metrics(table, s, config.var_level) for s in STRATEGIES},
         "solve_seconds": solve_seconds,
     }
-    write_parquet(out / "equity.parquet", table)
-    write_parquet(out / "weights.parquet", pd.DataFrame(targets))
-    summary["seconds"] = time.perf_counter() - started
-    _report(summary, table, names).write(out / "report.html")
-    write_json(out / "summary.json", summary)
-    return summary
+    return JobResult(summary=summary, tables={"equity": table, "weights": pd.DataFrame(targets)},
+                     report=lambda summary: _report(summary, table, names))
 
 
 def _lr(test) -> dict:

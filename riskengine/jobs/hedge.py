@@ -34,7 +34,8 @@ from pydantic import Field, field_validator, model_validator
 from riskengine.budget import Estimate
 from riskengine.config import MarketConfig, ModelConfig, Strict
 from riskengine.errors import ConfigError
-from riskengine.report import Report, write_json, write_parquet
+from riskengine.jobs.base import Job, JobContext, JobResult, Sampling
+from riskengine.report import Report
 
 BASELINES = ("no_hedge", "bs_delta", "whalley_wilmott")
 DEFAULT_FEATURES = ["log_moneyness", "time_to_maturity", "volatility", "prev_hedge"]
@@ -119,6 +120,9 @@ class TrainConfig(Strict):
     min_delta: float = Field(default=0.0, ge=0)
     checkpoint: str | None = None  # directory; with resume: true, training continues from it
     resume: bool = False
+    # the perceptron's date loop in training: plain JAX anywhere, or the native CPU kernels
+    # (hedging/native; float32, width 32, built by `make install`)
+    backend: Literal["jax", "native"] = "jax"
 
 
 class EvaluateConfig(Strict):
@@ -150,6 +154,13 @@ class Config(Strict):
         if "heston_delta_vega" in self.evaluate.baselines and self.model.name != "heston":
             raise ValueError(
                 f"evaluate.baselines: heston_delta_vega needs model heston, got model {self.model.name!r}")
+        if self.train.backend == "native":
+            if self.policy.type not in ("mlp", "no_transaction_band"):
+                raise ValueError(f"train.backend: native runs the mlp and no_transaction_band policies, "
+                                 f"got policy.type {self.policy.type!r}")
+            if self.train.dtype != "float32" or self.policy.width != 32:
+                raise ValueError(f"train.backend: native needs train.dtype float32 and policy.width 32, got "
+                                 f"{self.train.dtype} and {self.policy.width}")
         if self.policy.type == "no_transaction_band" and len(self.hedge.instruments) != 1:
             raise ValueError("policy.type: no_transaction_band hedges with the underlying only")
         if self.policy.start != "random" and self.policy.type != "no_transaction_band":
@@ -160,7 +171,25 @@ class Config(Strict):
         return self
 
 
-def apply_overrides(data: dict[str, Any], *, paths: int | None, seed: int | None) -> dict[str, Any]:
+
+class HedgeJob(Job):
+    """Deep hedging: train a policy through the simulated P&L, compare it with classic hedges on fresh paths."""
+
+    name = "hedge"
+    Config = Config
+    sampling = Sampling(dtype="train.dtype")
+
+    def apply_overrides(self, data: dict[str, Any], *, paths: int | None, seed: int | None) -> dict[str, Any]:
+        return _apply_overrides(data, paths=paths, seed=seed)
+
+    def estimate(self, config: Config, context: JobContext) -> Estimate:
+        return _estimate(config, context.base_dir)
+
+    def run(self, config: Config, context: JobContext) -> JobResult:
+        return _run(config, progress=context.progress, base_dir=context.base_dir)
+
+
+def _apply_overrides(data: dict[str, Any], *, paths: int | None, seed: int | None) -> dict[str, Any]:
     data = dict(data)
     train = dict(data.get("train") or {})
     evaluate = dict(data.get("evaluate") or {})
@@ -246,7 +275,7 @@ def build_baselines(config: Config) -> dict[str, Any]:
 # --- the job ----------------------------------------------------------------------------------
 
 
-def estimate(config: Config, *, base_dir: Path | None = None) -> Estimate:
+def _estimate(config: Config, base_dir: Path | None) -> Estimate:
     """Training: paths × hedge dates × epochs, forward and backward, with every date's
     activations held; evaluation: paths × simulation steps per strategy, and one P&L per
     path and strategy kept."""
@@ -263,17 +292,22 @@ def estimate(config: Config, *, base_dir: Path | None = None) -> Estimate:
                f"evaluation {config.evaluate.paths:.3g} paths",
     )
 
-def run(config: Config, out: Path, *, progress=None, base_dir: Path | None = None) -> dict:
+def _run(config: Config, *, progress=None, base_dir: Path | None = None) -> JobResult:
     from hedging import build_policy, evaluate, reference_price, sample_hedges, save_policy, train
 
-    started = time.perf_counter()
     x64 = config.train.dtype == "float64"
     with jax.enable_x64(x64):
         problem = build_problem(config)
         objective = build_objective(config)
         spec = policy_spec(config)
         key = jax.random.key(config.train.seed)
-        policy = build_policy(spec, key=jax.random.fold_in(key, 1_000_000))
+        if config.train.backend == "native":
+            from hedging.rollout import native_problem
+
+            problem_ = native_problem(dtype="float32", hidden=[config.policy.width])
+            if problem_ is not None:
+                raise ConfigError(f"train.backend: native: {problem_}")
+        policy = build_policy(spec, key=jax.random.fold_in(key, 1_000_000), backend=config.train.backend)
         baselines = build_baselines(config)  # before training: a baseline that does not fit fails now
         checkpoint, resume = _checkpoint(config, base_dir)
         bar = _epoch_bar(progress is not None, config.train.epochs)
@@ -318,14 +352,11 @@ def run(config: Config, out: Path, *, progress=None, base_dir: Path | None = Non
         "policy": spec,
         "model": {"name": config.model.name, "params": config.model.params},
         "cost": list(config.hedge.proportional()),
-        "seconds": time.perf_counter() - started,
     }
     table = pd.DataFrame(pnl)
-    write_json(out / "summary.json", summary)
-    write_parquet(out / "pnl.parquet", table)
-    save_policy(out, result.policy, spec)
-    _report(config, summary, table, sample).write(out / "report.html")
-    return summary
+    return JobResult(summary=summary, tables={"pnl": table},
+                     writers=[lambda out: save_policy(out, result.policy, spec)],
+                     report=lambda summary: _report(config, summary, table, sample))
 
 
 def _checkpoint(config: Config, base_dir: Path | None) -> tuple[Path | None, bool]:

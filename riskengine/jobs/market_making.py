@@ -38,7 +38,6 @@ path and strategy), ``report.html``.
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -55,8 +54,8 @@ from riskengine.config import (
     ModelConfig,
     Strict,
     format_validation_error,
-    override_section,
 )
+from riskengine.jobs.base import Job, JobContext, JobResult, Sampling
 from riskengine.market_making import (
     GLFT,
     ArithmeticMid,
@@ -70,7 +69,7 @@ from riskengine.market_making import (
 )
 from riskengine.models import MODELS
 from riskengine.models.brownian import Brownian
-from riskengine.report import Report, write_json, write_parquet
+from riskengine.report import Report
 
 STRATEGY_KEYS = ("profit_mean", "profit_std", "final_inventory_mean", "final_inventory_std", "spread_mean")
 PILOT_PATHS = 4096
@@ -203,12 +202,22 @@ class Config(Strict):
         return _model_config(data, info)
 
 
-def apply_overrides(data: dict[str, Any], *, paths: int | None, seed: int | None) -> dict[str, Any]:
-    """``--paths`` and ``--seed`` set ``simulation.paths`` and ``simulation.seed``."""
-    return override_section(data, "simulation", paths=paths, seed=seed)
+
+class MarketMakingJob(Job):
+    """A market maker's quotes, fills, inventory and profit on simulated mid paths (Avellaneda–Stoikov, GLFT, symmetric)."""
+
+    name = "market_making"
+    Config = Config
+    sampling = Sampling(paths="simulation.paths", seed="simulation.seed", dtype="simulation.dtype")
+
+    def estimate(self, config: Config, context: JobContext) -> Estimate:
+        return _estimate(config, context.base_dir)
+
+    def run(self, config: Config, context: JobContext) -> JobResult:
+        return _run(config, progress=context.progress, base_dir=context.base_dir)
 
 
-def estimate(config: Config, *, base_dir: Path | None = None) -> Estimate:
+def _estimate(config: Config, base_dir: Path | None) -> Estimate:
     """Paths × quoting steps, for the strategy and the symmetric benchmark; memory: a few
     numbers per path, one batch's state, and the sample path kept for the report (five
     series of one value per step, per strategy, on device and copied to the host)."""
@@ -221,14 +230,12 @@ def estimate(config: Config, *, base_dir: Path | None = None) -> Estimate:
         detail=f"{sim.paths:.3g} paths x {steps:.3g} steps of dt {sim.dt:g}",
     )
 
-def run(config: Config, out: Path, *, progress=None, base_dir: Path | None = None) -> dict:
-    started = time.perf_counter()
+def _run(config: Config, *, progress=None, base_dir: Path | None = None) -> JobResult:
     if config.simulation.dtype == "float64":
         with jax.enable_x64(True):
             summary, results = _simulate(config, progress)
     else:
         summary, results = _simulate(config, progress)
-    summary["seconds"] = time.perf_counter() - started
     strategy, symmetric = results
     table = pd.DataFrame({
         "path": np.arange(config.simulation.paths),
@@ -237,10 +244,8 @@ def run(config: Config, out: Path, *, progress=None, base_dir: Path | None = Non
         "symmetric_profit": symmetric.profit.astype(np.float64),
         "symmetric_final_inventory": symmetric.final_inventory.astype(np.int64),
     })
-    write_json(out / "summary.json", summary)
-    write_parquet(out / "paths.parquet", table)
-    _report(config, summary, strategy, symmetric).write(out / "report.html")
-    return summary
+    return JobResult(summary=summary, tables={"paths": table},
+                     report=lambda summary: _report(config, summary, strategy, symmetric))
 
 
 def _mid_process(config: Config):

@@ -14,7 +14,6 @@ mc: {paths: 1000000, steps_per_year: 252, seed: 7, dtype: float64, scheme: qe}
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Literal
 
 import jax
@@ -25,9 +24,10 @@ from pydantic import Field
 
 from riskengine.budget import Estimate
 from riskengine.config import EuropeanConfig, MarketConfig, McConfig, ModelConfig, Strict
+from riskengine.jobs.base import Job, JobContext, JobResult, Sampling
 from riskengine.pricing import price_europeans
 from riskengine.references import analytic_price_and_greeks, has_analytic_price
-from riskengine.report import Report, write_json, write_parquet
+from riskengine.report import Report
 
 
 class Config(Strict):
@@ -38,8 +38,22 @@ class Config(Strict):
     mc: McConfig = McConfig()
 
 
-def estimate(config: Config, *, base_dir: Path | None = None) -> Estimate:
-    """Paths × time steps (to the longest maturity) of work; memory bounded by the chunk."""
+class PriceJob(Job):
+    """European options by Monte Carlo (with AD Greeks), beside their closed forms."""
+
+    name = "price"
+    Config = Config
+    sampling = Sampling(paths="mc.paths", seed="mc.seed", dtype="mc.dtype")
+
+    def estimate(self, config: Config, context: JobContext) -> Estimate:
+        """Paths × time steps (to the longest maturity) of work; memory bounded by the chunk."""
+        return _estimate(config)
+
+    def run(self, config: Config, context: JobContext) -> JobResult:
+        return _run(config, progress=context.progress)
+
+
+def _estimate(config: Config) -> Estimate:
     steps = max(1.0, max(i.maturity for i in config.instruments) * config.mc.steps_per_year)
     passes = 4 if config.mc.greeks else 1
     chunk = min(config.mc.paths, config.mc.chunk_paths)
@@ -50,7 +64,7 @@ def estimate(config: Config, *, base_dir: Path | None = None) -> Estimate:
         detail=f"{config.mc.paths:.3g} paths x {steps:.3g} steps",
     )
 
-def run(config: Config, out: Path, *, progress=None, base_dir: Path | None = None) -> dict:
+def _run(config: Config, *, progress=None) -> JobResult:
     started = time.perf_counter()
     model = config.model.build(scheme=config.mc.scheme)
     market = config.market
@@ -99,13 +113,10 @@ def run(config: Config, out: Path, *, progress=None, base_dir: Path | None = Non
         "estimator": config.mc.estimator,
         "instruments": rows,
         "mc_seconds": mc_seconds,
-        "seconds": time.perf_counter() - started,
     }
     table = pd.DataFrame(rows)
-    write_json(out / "summary.json", summary)
-    write_parquet(out / "prices.parquet", table)
-    _report(config, table, summary).write(out / "report.html")
-    return summary
+    return JobResult(summary=summary, tables={"prices": table},
+                     report=lambda summary: _report(config, table, summary))
 
 
 def _references(model, market, instruments) -> list[dict]:
