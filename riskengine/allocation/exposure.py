@@ -4,8 +4,10 @@ funding.
 - :func:`risk_budget`: the largest exposure of each asset, volatility-targeted: ``min(max_weight,
   target_vol / (sigma_{t,a} sqrt(365)) / n_assets)`` with ``sigma`` the asset's realised daily
   volatility up to ``t`` (0 where the asset has no price or no volatility yet);
-- a signal score ``s`` in ``[-1, 1]`` (a model's forecast over ``signal_scale`` of its
-  in-sample standard deviation, clipped; or the policy's output) gives the target ``s * budget``;
+- a signal score ``s`` in ``[-1, 1]`` gives the target ``s * budget``: for a model, its
+  forecast of the next day's return over volatility (a daily Sharpe ratio) divided by
+  ``signal_scale`` (the forecast that earns the full budget, the same in every training
+  window) and clipped; for the policy, its output;
 - :func:`apply_limits` walks forward day by day: long-only, max weight, gross leverage, and a
   turnover cap against the previous day's positions drifted with prices (the trade moves only
   part of the way to the target when the cap binds);

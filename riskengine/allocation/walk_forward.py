@@ -37,7 +37,7 @@ class WalkForwardSettings:
     window_days: int
     retrain_every_days: int
     cv: CVSettings = CVSettings()
-    signal_scale: float = 2.0  # a forecast of signal_scale in-sample std gives the full budget
+    signal_scale: float = 0.1  # the forecast (next-day return / vol) that gives the full budget
     seed: int = 0
 
 
@@ -104,11 +104,10 @@ def run_walk_forward(model: str, panel: Panel, target: Float[np.ndarray, "dates 
                 fitted, params = train_ridge(Xs, ys, times, cv=settings.cv, settings=ridge, seed=settings.seed)
             else:
                 fitted, params = train_gbt(Xs, ys, times, cv=settings.cv, settings=gbt, seed=settings.seed + i)
-            scale = settings.signal_scale * float(np.std(fitted.predict(Xs)))
             pred = fitted.predict(Xp)
             c_in = fitted.contributions(Xs)
             c_out = fitted.contributions(Xp)
-            s = scores_from_forecasts(pred, scale)
+            s = scores_from_forecasts(pred, settings.signal_scale)
         elif model == "policy":
             key = jax.random.fold_in(base_key, i)
             pol, losses = train_policy(Xw, returns[lo:t0], budget[lo:t0], funding[lo:t0], cost=cost,
