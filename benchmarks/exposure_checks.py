@@ -6,7 +6,7 @@
 
 ``noise``: planted-signal markets with information coefficient 0 (every factor is noise):
 the deflated Sharpe of each model must not be significant (p > 0.05) in at least 90% of
-the seeds. ``planted``: IC 0.08; how often the planted factor has the highest importance,
+the seeds. ``planted``: IC 0.08 (with ``--no-price-factors``: the four file factors only); how often the planted factor has the highest importance,
 the out-of-sample IC of its contribution, and how often the theoretical Sharpe lies in the
 ridge strategy's bootstrap interval. ``real``: the real-data config
 (configs/exposure_real.yaml, reading ../shared/data), timed end to end through the CLI.
@@ -28,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _synthetic(tmp: Path, *, ic: float, seed: int, days: int) -> dict:
+def _synthetic(tmp: Path, *, ic: float, seed: int, days: int, price_factors: bool = True) -> dict:
     from riskengine.allocation.synthetic import planted_signal
 
     closes, factors = planted_signal(days=days, ic=ic, seed=seed)
@@ -38,7 +38,8 @@ def _synthetic(tmp: Path, *, ic: float, seed: int, days: int) -> dict:
         "job": "exposure", "prices": str(tmp / "prices.csv"), "assets": ["AAA", "BBB"],
         "factors": [{"name": n, "path": str(tmp / "factors.csv"), "column": n, "lag_days": 1}
                     for n in ("signal", "noise_1", "noise_2", "noise_3")],
-        "price_factors": {"momentum_days": [7, 30], "drawdown_days": 60, "vol_days": 30},
+        "price_factors": ({"momentum_days": [7, 30], "drawdown_days": 60, "vol_days": 30} if price_factors
+                          else {"momentum_days": [], "drawdown_days": 0, "vol_factor": False}),
         "models": ["ridge", "gbt", "policy"],
         "walk_forward": {"start": "2020-01-01", "window_days": 700, "retrain_every_days": 60},
         "policy": {"steps": 150},
@@ -74,7 +75,7 @@ def noise(seeds: int) -> None:
         print(f"{m}: p > 0.05 in {frac:.0%} of seeds ({'pass' if frac >= 0.9 else 'FAIL'}); min p {min(p):.3f}")
 
 
-def planted(seeds: int) -> None:
+def planted(seeds: int, *, price_factors: bool) -> None:
     from riskengine.allocation.synthetic import theoretical_sharpe
 
     rows = []
@@ -82,11 +83,12 @@ def planted(seeds: int) -> None:
     truth = theoretical_sharpe(ic=0.08, assets=2)
     for seed in range(seeds):
         with tempfile.TemporaryDirectory() as tmp:
-            s = _run(_synthetic(Path(tmp), ic=0.08, seed=2000 + seed, days=1830), Path(tmp) / "out")
+            s = _run(_synthetic(Path(tmp), ic=0.08, seed=2000 + seed, days=1830, price_factors=price_factors),
+                     Path(tmp) / "out")
         row = {}
         for m in ("ridge", "gbt", "policy"):
             imp = s["importance"][m]
-            row[m] = (max(imp, key=imp.get) == "signal", s["ic"][m]["signal"])
+            row[m] = (max(imp, key=imp.get) == "signal", s["ic"][m]["signal"], s["ic"][m]["forecast"])
         lo, hi = s["strategies"]["ridge"]["sharpe_ci"]
         row["covered"] = lo <= truth <= hi
         row["sharpe"] = s["strategies"]["ridge"]["sharpe"]
@@ -99,8 +101,9 @@ def planted(seeds: int) -> None:
     for m in ("ridge", "gbt", "policy"):
         tops = np.mean([r[m][0] for r in rows])
         ics = np.array([r[m][1] for r in rows])
+        fcs = np.array([r[m][2] for r in rows])
         print(f"{m}: planted factor most important in {tops:.0%}; IC of its contribution {ics.mean():.3f} "
-              f"+- {ics.std(ddof=1):.3f} (truth 0.08)")
+              f"+- {ics.std(ddof=1):.3f} (truth 0.08); IC of the forecast {fcs.mean():.3f} +- {fcs.std(ddof=1):.3f}")
     print(f"theoretical Sharpe {truth:.2f} inside the ridge strategy's 95% interval in "
           f"{np.mean([r['covered'] for r in rows]):.0%} of seeds; mean Sharpe {np.mean([r['sharpe'] for r in rows]):.2f}")
 
@@ -145,10 +148,12 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("check", choices=["noise", "planted", "real"])
     parser.add_argument("--seeds", type=int, default=None)
+    parser.add_argument("--no-price-factors", action="store_true",
+                        help="planted: only the four file factors (no momentum, drawdown, realised vol)")
     args = parser.parse_args()
     if args.check == "noise":
         noise(args.seeds or 20)
     elif args.check == "planted":
-        planted(args.seeds or 10)
+        planted(args.seeds or 10, price_factors=not args.no_price_factors)
     else:
         real()

@@ -48,7 +48,7 @@ def test_planted_signal_is_recovered(tmp_path):
     data = _write(tmp_path, days=1830, seed=11)
     data.update({
         "models": ["ridge", "gbt"],
-        "price_factors": {"momentum_days": [30], "drawdown_days": 0, "vol_days": 30},
+        "price_factors": {"momentum_days": [], "drawdown_days": 0, "vol_factor": False},  # iid noise only
         "walk_forward": {"start": "2020-01-01", "window_days": 700, "retrain_every_days": 90},
         "costs": {"fee_bp": 0},
         "limits": {"max_leverage": 2.0, "max_weight": 1.0},

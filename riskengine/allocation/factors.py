@@ -181,8 +181,9 @@ class PriceFactors:
     """Factors of each asset's own closes."""
 
     momentum_days: tuple[int, ...] = (7, 30, 90)
-    drawdown_days: int = 90
-    vol_days: int = 30
+    drawdown_days: int = 90  # 0: no drawdown factor
+    vol_days: int = 30  # the realised vol (a factor, and the risk budget's volatility)
+    vol_factor: bool = True
 
 
 @dataclass(frozen=True)
@@ -250,7 +251,7 @@ def build_panel(closes: pd.DataFrame, factors: list[FactorInput], *,
         names.append(f"drawdown_{price_factors.drawdown_days}d")
         peak = frame.rolling(price_factors.drawdown_days, min_periods=1).max()
         columns.append((frame - peak).to_numpy())
-    if price_factors.vol_days:
+    if price_factors.vol_factor:
         names.append(f"realised_vol_{price_factors.vol_days}d")
         columns.append(vol * math.sqrt(DAYS_PER_YEAR))
     if len(set(names)) != len(names):

@@ -142,6 +142,7 @@ class PriceFactorsConfig(Strict):
     momentum_days: list[int] = Field(default_factory=lambda: [7, 30, 90])
     drawdown_days: int = Field(default=90, ge=0)
     vol_days: int = Field(default=30, ge=5)
+    vol_factor: bool = True  # realised vol as a factor (it always sizes the risk budget)
 
 
 class StandardiseConfig(Strict):
@@ -322,7 +323,8 @@ def run(config: Config, out: Path, *, progress=None, base_dir: Path | None = Non
     pf = config.price_factors
     panel = build_panel(closes, factors,
                         price_factors=PriceFactors(momentum_days=tuple(pf.momentum_days),
-                                                   drawdown_days=pf.drawdown_days, vol_days=pf.vol_days),
+                                                   drawdown_days=pf.drawdown_days, vol_days=pf.vol_days,
+                                                   vol_factor=pf.vol_factor),
                         standardise_min_days=config.standardise.min_days,
                         standardise_window=config.standardise.window_days, clip=config.standardise.clip)
     dates = panel.dates
