@@ -94,3 +94,23 @@ def test_paired_sharpe_difference():
     # a strategy that adds 0.5% a day to the same noise is better beyond doubt
     better = sharpe_difference(a + 0.005, a, boot=boot)
     assert better["ci"][0] > 0 and better["p_value"] < 0.01
+
+
+def test_risk_forecast_var_matches_the_normal_quantile():
+    from riskengine.allocation.risk_forecast import RiskForecaster, simulated_normals
+
+    rng = np.random.default_rng(7)
+    window = rng.normal(0.0, 0.02, size=(730, 2))
+    z = simulated_normals(assets=2, paths=20000, periods=2, seed=3)
+    assert abs(z.mean()) < 0.02 and abs(z.std() - 1) < 0.02
+    f = RiskForecaster(window, z[0], kind="garch")
+    vol = f.vol(window)
+    np.testing.assert_allclose(vol, 0.02, rtol=0.2)  # a GARCH one-step forecast on i.i.d. data
+    scen = f.scenarios(vol)
+    var, es = RiskForecaster.var_es(scen, np.array([1.0, 0.0]), level=0.99)
+    want = -math.expm1(-stats.norm.ppf(0.99) * vol[0])
+    assert var == pytest.approx(want, rel=0.05)
+    # two independent assets, half in each
+    var2, _ = RiskForecaster.var_es(scen, np.array([0.5, 0.5]), level=0.99)
+    want2 = -math.expm1(-stats.norm.ppf(0.99) * 0.5 * math.hypot(*vol))
+    assert var2 == pytest.approx(want2, rel=0.08)
