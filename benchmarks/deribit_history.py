@@ -1,0 +1,206 @@
+"""Issue 18's acceptance run: Black-76, Heston and SVCJ calibrated to every Deribit snapshot in
+``../shared/data/deribit/options`` (date order, warm starts, holdout 0.2), pooled test RMSE /
+share inside the bid–ask, the time per snapshot and per model; and QuantLib's Heston
+calibration (``HestonModel`` + ``HestonModelHelper``, Levenberg–Marquardt) on the same train
+quotes, with both parameter sets scored by the same objective.
+
+    .venv/bin/python benchmarks/deribit_history.py                 # BTC, all 236 snapshots
+    .venv/bin/python benchmarks/deribit_history.py --currency ETH
+    .venv/bin/python benchmarks/deribit_history.py --snapshots 10 --quantlib-every 1
+
+QuantLib set-up per compared snapshot: evaluation date = the snapshot's date, spot = the
+index, rate 0, a dividend zero curve through the expiries' forwards (so each expiry's
+forward is Deribit's), one helper per train quote with its Black vol (of the coin mid, on
+our exact year fraction) and ``PriceError``, weights ``1/spread_usd^2`` (so QuantLib's
+objective is ours: ``sum ((P - mid)/spread)^2``), warm-started from its previous solution
+(the first from the same start as ours). QuantLib's maturities are whole days from the
+evaluation date (ours: expiry 08:00 UTC minus the snapshot time, years of 365.25 days), so its
+fit sees slightly different maturities; both parameter sets are then scored by our objective
+with the 1024-node pricer on the exact maturities. Prints a markdown table and writes
+``--out`` (JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from riskengine.calibration.chain import (  # noqa: E402
+    LiquidityFilter,
+    calibrate_snapshots,
+    chain_prices,
+    liquid_quotes,
+    assign_sets,
+)
+from riskengine.calibration.surface import bs_implied_vol  # noqa: E402
+from riskengine.data import list_snapshots, read_chain  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "deribit" / "options"
+
+
+def quantlib_heston(train, start: dict, *, max_iterations: int = 500) -> tuple[dict, float]:
+    """QuantLib's Heston calibration on ``train`` (see the module docstring)."""
+    import QuantLib as ql
+
+    stamp = train["timestamp"].iloc[0]
+    today = ql.Date(stamp.day, stamp.month, stamp.year)
+    ql.Settings.instance().evaluationDate = today
+    dc = ql.Actual365Fixed()
+    index = float(train["index"].median())
+    spot = ql.QuoteHandle(ql.SimpleQuote(index))
+    flat = ql.YieldTermStructureHandle(ql.FlatForward(today, 0.0, dc))
+    expiries = train.groupby("expiry")["forward"].first()
+    dates, rates = [today], [0.0]
+    for expiry, forward in expiries.items():
+        d = ql.Date(expiry.day, expiry.month, expiry.year)
+        t = dc.yearFraction(today, d)
+        dates.append(d)
+        rates.append(-math.log(forward / index) / t)
+    rates[0] = rates[1]
+    dividend = ql.YieldTermStructureHandle(ql.ZeroCurve(dates, rates, dc))
+    k = (train["strike"] / train["forward"]).to_numpy()
+    vol = bs_implied_vol(price=train["mid"].to_numpy(), spot=np.ones(len(train)), strike=k,
+                         maturity=train["maturity"].to_numpy(), rate=0.0, dividend=0.0,
+                         is_call=train["is_call"].to_numpy())
+    vol = np.where(np.isfinite(vol), vol, train["mark_iv"].to_numpy())
+    process = ql.HestonProcess(flat, dividend, spot, start["v0"], start["kappa"], start["theta"],
+                               start["sigma"], start["rho"])
+    model = ql.HestonModel(process)
+    engine = ql.AnalyticHestonEngine(model)
+    helpers, weights = [], []
+    calendar = ql.NullCalendar()
+    for (_, row), v in zip(train.iterrows(), vol, strict=True):
+        d = ql.Date(row["expiry"].day, row["expiry"].month, row["expiry"].year)
+        days = max(d - today, 1)
+        helper = ql.HestonModelHelper(ql.Period(days, ql.Days), calendar, index, float(row["strike"]),
+                                      ql.QuoteHandle(ql.SimpleQuote(float(v))), flat, dividend,
+                                      ql.BlackCalibrationHelper.PriceError)
+        helper.setPricingEngine(engine)
+        helpers.append(helper)
+        weights.append(1.0 / (row["spread"] * row["forward"]) ** 2)
+    lm = ql.LevenbergMarquardt(1e-8, 1e-8, 1e-8)
+    started = time.perf_counter()
+    model.calibrate(helpers, lm, ql.EndCriteria(max_iterations, 50, 1e-8, 1e-8, 1e-8),
+                    ql.NoConstraint(), weights)
+    seconds = time.perf_counter() - started
+    theta, kappa, sigma, rho, v0 = model.params()
+    return {"v0": v0, "kappa": kappa, "theta": theta, "sigma": sigma, "rho": rho}, seconds
+
+
+def objective(quotes, model: str, params: dict) -> float:
+    price = chain_prices(quotes, model, params)
+    return float(np.sum(((price - quotes["mid"].to_numpy()) / quotes["spread"].to_numpy()) ** 2))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--currency", default="BTC")
+    parser.add_argument("--snapshots", type=int, default=0, help="first N snapshots (0: all)")
+    parser.add_argument("--models", default="black,heston,svcj")
+    parser.add_argument("--temporal-penalty", type=float, default=0.0)
+    parser.add_argument("--max-steps", type=int, default=100)
+    parser.add_argument("--quantlib-every", type=int, default=1,
+                        help="compare with QuantLib on every k-th snapshot (0: never)")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    if not DATA.is_dir():
+        sys.exit(f"real Deribit data not found at {DATA} (../shared/data)")
+    files = list_snapshots(DATA)
+    if args.snapshots:
+        files = files[: args.snapshots]
+    models = args.models.split(",")
+    chains = [lambda f=f: read_chain(f, currency=args.currency) for f in files]
+    last = [0.0]
+
+    def progress(done, total):
+        if done % (10 * len(models)) == 0 or done == total:
+            print(f"  {done}/{total} fits, {time.perf_counter() - started:.0f} s", flush=True)
+        last[0] = time.perf_counter()
+
+    started = time.perf_counter()
+    run = calibrate_snapshots(chains, models=models, fraction=0.2, seed=0,
+                              temporal_penalty=args.temporal_penalty, max_steps=args.max_steps,
+                              progress=progress)
+    wall = time.perf_counter() - started
+    record = {
+        "currency": args.currency, "snapshots": len(files), "models": models,
+        "temporal_penalty": args.temporal_penalty, "max_steps": args.max_steps,
+        "wall_seconds": wall, "compile_seconds": run.compile_seconds,
+        "machine": f"{platform.node()} {platform.processor() or platform.machine()}, "
+                   f"{__import__('os').cpu_count()} CPUs",
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "summary": run.summary,
+    }
+    h = run.history
+    if args.out:
+        h.to_csv(args.out.with_suffix(".history.csv"), index=False)
+    for m in models:
+        mine = h[h["model"] == m]
+        record["summary"][m]["seconds_per_snapshot_median"] = float(mine["seconds"].median())
+        record["summary"][m]["steps_median"] = float(mine["steps"].median())
+
+    # QuantLib's Heston on the same train quotes
+    if args.quantlib_every and "heston" in models:
+        rows = []
+        ours = h[h["model"] == "heston"].reset_index(drop=True)
+        ql_start = None
+        for i in range(0, len(files), args.quantlib_every):
+            chain = chains[i]()
+            quotes, _ = liquid_quotes(chain.quotes, LiquidityFilter())
+            quotes = quotes.assign(set=assign_sets(quotes, fraction=0.2, seed=0))
+            train = quotes[quotes["set"] == "train"]
+            params = {k: float(ours.loc[i, k]) for k in ("v0", "kappa", "theta", "sigma", "rho")}
+            start = ql_start or params
+            try:
+                ql_params, ql_seconds = quantlib_heston(train, start)
+            except RuntimeError as err:
+                rows.append({"snapshot": i, "error": str(err).splitlines()[0]})
+                continue
+            ql_start = ql_params
+            rows.append({"snapshot": i, "ours_seconds": float(ours.loc[i, "seconds"]),
+                         "quantlib_seconds": ql_seconds,
+                         "ours_objective": objective(train, "heston", params),
+                         "quantlib_objective": objective(train, "heston", ql_params)})
+        ok = [r for r in rows if "error" not in r]
+        record["quantlib"] = {
+            "snapshots": len(rows), "failed": len(rows) - len(ok),
+            "ours_seconds": float(sum(r["ours_seconds"] for r in ok)),
+            "quantlib_seconds": float(sum(r["quantlib_seconds"] for r in ok)),
+            "ours_objective_median": float(np.median([r["ours_objective"] for r in ok])),
+            "quantlib_objective_median": float(np.median([r["quantlib_objective"] for r in ok])),
+            "ours_better_or_equal": int(sum(r["ours_objective"] <= r["quantlib_objective"] * (1 + 1e-6) for r in ok)),
+            "rows": rows,
+        }
+
+    print(f"\n{args.currency}: {len(files)} snapshots, {wall:.0f} s wall "
+          f"({run.compile_seconds:.0f} s compiling)\n")
+    print("| model | test RMSE (coin) | test MAE | test inside | test quotes | train RMSE | s/snapshot (mean) | converged |")
+    print("|---|---|---|---|---|---|---|---|")
+    for m in models:
+        s = record["summary"][m]
+        print(f"| {m} | {s['test']['rmse']:.5f} | {s['test']['mae']:.5f} | {s['test']['inside']:.1%} | "
+              f"{s['test']['quotes']} | {s['train']['rmse']:.5f} | {s['seconds_per_snapshot']:.2f} | "
+              f"{s['converged']}/{s['fits']} |")
+    if "quantlib" in record:
+        q = record["quantlib"]
+        print(f"\nQuantLib Heston on {q['snapshots']} snapshots ({q['failed']} failed): "
+              f"{q['quantlib_seconds']:.1f} s vs ours {q['ours_seconds']:.1f} s "
+              f"(ratio {q['quantlib_seconds'] / max(q['ours_seconds'], 1e-9):.2f}); median objective "
+              f"ours {q['ours_objective_median']:.1f}, QuantLib {q['quantlib_objective_median']:.1f}; "
+              f"ours <= QuantLib on {q['ours_better_or_equal']}")
+    if args.out:
+        args.out.write_text(json.dumps(record, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
