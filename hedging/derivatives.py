@@ -9,6 +9,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from riskengine.analytic.black_scholes import black_scholes_greeks
+from riskengine.payoffs import vanilla_payoff
 
 _MIN_STD = 1e-12  # floor on vol * sqrt(tau): a path whose variance hit zero keeps finite Greeks
 
@@ -21,8 +22,7 @@ class EuropeanOption(eqx.Module):
     is_call: bool = eqx.field(static=True, default=True)
 
     def payoff(self, spot: Float[Array, "*paths"]) -> Float[Array, "*paths"]:
-        sign = 1.0 if self.is_call else -1.0
-        return jnp.maximum(sign * (spot - self.strike), 0.0)
+        return vanilla_payoff(spot, self.strike, self.is_call)
 
     def _greeks(self, spot, tau, vol, rate):
         vol = jnp.maximum(vol, _MIN_STD / jnp.sqrt(tau))

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
+from hedging.features import MarketView
 from hedging.pnl import terminal_pnl
 from hedging.policies import Policy
 from hedging.problem import HedgingProblem
@@ -62,7 +63,6 @@ def evaluate(
 
 def sample_hedges(policy: Policy, problem: HedgingProblem, *, key: PRNGKeyArray, num_paths: int = 2000):
     """Positions of ``policy`` and the market it saw, on a few paths (for plots)."""
-    from hedging.features import MarketView
 
     paths = problem.simulate(key, num_paths)
     _, hedges = terminal_pnl(policy, problem, paths)

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 
 from hedging.policies import Policy
 from riskengine.analytic import heston_price
+from riskengine.models import Heston
 
 MODEL_HEDGE_NODES = 96  # Gauss–Legendre nodes of the pricer; the price's error is far below a hedge's noise
 
@@ -41,7 +42,6 @@ class HestonDeltaVega(Policy):
     def of(cls, model, **kwargs) -> HestonDeltaVega:
         """From a :class:`riskengine.models.Heston` (its ``v0`` is not needed: the hedge reads the
         path's current variance)."""
-        from riskengine.models import Heston
 
         if not isinstance(model, Heston):
             raise ValueError(f"evaluate.baselines: heston_delta_vega needs a heston model, got {type(model).__name__}")

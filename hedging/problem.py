@@ -16,10 +16,11 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from hedging.costs import TransactionCosts
 from hedging.derivatives import EuropeanOption
 from riskengine.models import Model
-from riskengine.simulate import as_assets, simulate_block
+from riskengine.references import analytic_price_and_greeks, has_analytic_price
+from riskengine.simulate import as_assets, block_keys, simulate_block
 
 INSTRUMENTS = ("underlying", "variance_swap")
-BLOCK_SIZE = 1024  # paths per random-number block, keyed fold_in(key, block): as riskengine.simulate
+BLOCK_SIZE = 1024  # paths per random-number block, keyed by riskengine.simulate.block_keys
 
 
 class MarketPaths(eqx.Module):
@@ -79,7 +80,7 @@ class HedgingProblem(eqx.Module):
         """Market paths for ``num_paths`` paths: blocks of ``BLOCK_SIZE`` paths keyed
         ``fold_in(key, block)``, so the first n paths do not depend on ``num_paths``."""
         num_blocks = -(-num_paths // BLOCK_SIZE)
-        keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, jnp.arange(num_blocks, dtype=jnp.uint32))
+        keys = block_keys(key, 0, num_blocks)
         blocks = jax.vmap(self._simulate_block)(keys)  # [blocks, fine dates, block]
 
         def join(x):
@@ -128,9 +129,7 @@ class HedgingProblem(eqx.Module):
         """``E_t[int_0^T v ds]``: realised integrated variance (trapezoid on the simulation
         grid) plus the expected remainder under the model's mean-reverting variance."""
         m = self.model
-        kappa, theta = float(m.kappa), float(m.theta)
-        if hasattr(m, "vol_jump_mean"):  # SVCJ: variance jumps raise the mean-reversion level
-            theta = theta + float(m.jump_intensity) * float(m.vol_jump_mean) / kappa
+        kappa, theta = float(m.kappa), float(m.long_run_variance())
         dt = jnp.diff(fine_time)[:, None]
         realised = jnp.concatenate(
             [jnp.zeros_like(variance[:1]), jnp.cumsum(0.5 * (variance[1:] + variance[:-1]) * dt, axis=0)]
@@ -142,7 +141,6 @@ class HedgingProblem(eqx.Module):
 
 def reference_price(problem: HedgingProblem) -> float | None:
     """The model's risk-neutral price of the derivative (no costs), where a closed form exists."""
-    from riskengine.references import analytic_price_and_greeks, has_analytic_price
 
     if not has_analytic_price(problem.model):
         return None

@@ -68,6 +68,12 @@ class Checkpoint:
         self._computed = 0
         self._exit_after = int(os.environ.get(EXIT_AFTER_ENV, "0") or 0)
 
+    def ensure(self) -> Path:
+        """Create the folder and its manifest now (for a consumer that saves its own files
+        there, e.g. hedge training); return the folder."""
+        self._ensure()
+        return self.folder
+
     def _ensure(self) -> None:
         manifest = self.folder / MANIFEST
         if not manifest.exists():
@@ -76,7 +82,7 @@ class Checkpoint:
 
     def has_chunks(self) -> bool:
         """Whether anything was saved that a ``--resume`` could reuse."""
-        return self.folder.is_dir() and any(self.folder.glob("*/*.npz"))
+        return self.folder.is_dir() and any(p.name != MANIFEST for p in self.folder.iterdir())
 
     def stage(self, kind: str, identity: bytes) -> Stage:
         self._stages += 1

@@ -25,9 +25,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+import riskengine
+from riskengine import budget, checkpoint, distributed
+from riskengine.cache import enable_compilation_cache
 from riskengine.config import load_yaml, override_section, validate
 from riskengine.errors import ConfigError, one_line
 from riskengine.jobs import JOBS, Job, JobContext, execute
+from riskengine.report.output import (
+    atomic_directory,
+    check_output_directory,
+    missing_parents,
+    remove_empty,
+)
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 1
@@ -71,7 +80,6 @@ def run_job(
     Returns the output directory and the job's exit code (nonzero on a limit breach)."""
     import jax
 
-    from riskengine import checkpoint
 
     data = load_yaml(config_path)
     kind = data.get("job")
@@ -91,12 +99,6 @@ def run_job(
         jax.config.update("jax_enable_x64", True)
     shown = out if out else str(Path("out") / Path(config_path).stem)
     out_dir = Path(shown)
-    from riskengine.report.output import (
-        atomic_directory,
-        check_output_directory,
-        missing_parents,
-        remove_empty,
-    )
 
     processes, me = jax.process_count(), jax.process_index()
     if me == 0:
@@ -165,7 +167,6 @@ def _not_converged(summary: Any, where: str = "") -> list[str]:
 def _check_budget(job: Any, config: Any, *, base_dir: Path, max_hours: float, quiet: bool) -> None:
     """Refuse a run that cannot fit in memory or would exceed ``max_hours`` (one line with
     the estimate); print the estimate of a large run that will fit."""
-    from riskengine import budget
 
     if isinstance(job, Job):
         estimate = job.estimate(config, JobContext(base_dir=base_dir))
@@ -206,7 +207,6 @@ def _fingerprint(job: str, config: Any, processes: int) -> str:
     process count, the package and JAX versions."""
     import jax
 
-    import riskengine
 
     payload = {"job": job, "config": config.model_dump(mode="json"), "processes": processes,
                "riskengine": riskengine.__version__, "jax": jax.__version__}
@@ -242,8 +242,6 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     try:
-        from riskengine import distributed
-        from riskengine.cache import enable_compilation_cache
 
         enable_compilation_cache()
 

@@ -20,10 +20,12 @@ from pydantic import (
     model_validator,
 )
 
+from riskengine.calibration import load_calibrated_model
 from riskengine.errors import ConfigError, one_line
 from riskengine.models import MODELS, build_model, parameter_names
+from riskengine.paths import resolve_path
 
-__all__ = ["ConfigError", "McConfig", "MarketConfig", "ModelConfig", "Strict", "load_yaml", "validate"]
+__all__ = ["ConfigError", "McConfig", "MarketConfig", "ModelConfig", "Strict", "load_yaml", "resolve_path", "validate"]
 
 
 def override_section(data: dict[str, Any], section: str, *, paths: int | None, seed: int | None) -> dict[str, Any]:
@@ -58,8 +60,6 @@ class ModelConfig(Strict):
         extra = sorted(set(data) - {"from"})
         if extra:
             raise ValueError(f"model.{extra[0]}: not allowed with model.from (the calibration gives name and params)")
-        from riskengine.calibration import load_calibrated_model
-
         base_dir = (info.context or {}).get("base_dir")
         try:
             return load_calibrated_model(str(data["from"]), base_dir=base_dir)

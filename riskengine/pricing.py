@@ -25,10 +25,11 @@ from typing import Any, Literal
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import ndtr
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from riskengine.analytic.black_scholes import black_from_d
 from riskengine.models import Model
+from riskengine.payoffs import vanilla_payoff
 from riskengine.simulate import (
     DEFAULT_BLOCK_SIZE,
     DEFAULT_CHUNK_PATHS,
@@ -70,18 +71,13 @@ def smoothed_payoff(
     d2 = (log_spot_mean - log_k) / std
     d1 = d2 + std
     forward = jnp.exp(log_spot_mean + 0.5 * std**2)
-    call = forward * ndtr(d1) - strike * ndtr(d2)
-    put = strike * ndtr(-d2) - forward * ndtr(-d1)
-    smooth = jnp.where(is_call, call, put)
-    spot = jnp.exp(log_spot_mean)
-    intrinsic = jnp.where(is_call, jnp.maximum(spot - strike, 0.0), jnp.maximum(strike - spot, 0.0))
-    return jnp.where(positive, smooth, intrinsic)
+    smooth = black_from_d(forward=forward, strike=strike, d1=d1, d2=d2, is_call=is_call)
+    return jnp.where(positive, smooth, vanilla_payoff(jnp.exp(log_spot_mean), strike, is_call))
 
 
 def sampled_payoff(log_spot, strike, is_call):
     """The payoff on a sampled path."""
-    spot = jnp.exp(log_spot)
-    return jnp.where(is_call, jnp.maximum(spot - strike, 0.0), jnp.maximum(strike - spot, 0.0))
+    return vanilla_payoff(jnp.exp(log_spot), strike, is_call)
 
 
 def price_europeans(

@@ -11,18 +11,18 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from riskengine.analytic import (
+    bates_price,
+    black_scholes_price,
+    heston_price,
+    merton_price,
+    svcj_price,
+)
 from riskengine.models import GBM, SVCJ, Bates, Heston, Merton, Model
 
 
 def analytic_price(model: Model, *, spot, strike, maturity, rate, dividend, is_call):
     """Closed-form or characteristic-function price of a European option under ``model``."""
-    from riskengine.analytic import (
-        bates_price,
-        black_scholes_price,
-        heston_price,
-        merton_price,
-        svcj_price,
-    )
 
     params = {f.name: getattr(model, f.name) for f in dataclasses.fields(model) if f.name != "scheme"}
     common = dict(spot=spot, strike=strike, maturity=maturity, rate=rate, dividend=dividend, is_call=is_call)

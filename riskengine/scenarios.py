@@ -27,9 +27,11 @@ class VolShock(Strict):
     @field_validator("add_by_expiry_days")
     @classmethod
     def _positive_expiries(cls, value: dict[float, float]) -> dict[float, float]:
-        for days in value:
-            if days <= 0:
-                raise ValueError(f"expiry days must be > 0, got {days}")
+        for days, points in value.items():
+            if not 0 < days < 36500:
+                raise ValueError(f"expiry days must be in (0, 36500), got {days}")
+            if not abs(points) <= 5.0:
+                raise ValueError(f"vol shock at {days:g} days must be within ±5 (500 vol points), got {points}")
         return dict(sorted(value.items()))
 
 
@@ -49,8 +51,16 @@ class Shocks(Strict):
     @classmethod
     def _relative_moves(cls, value: dict[str, float]) -> dict[str, float]:
         for name, move in value.items():
-            if not move > -1.0:
-                raise ValueError(f"relative move of {name} must be > -1 (a price cannot go below 0), got {move}")
+            if not -1.0 < move < 100.0:
+                raise ValueError(f"relative move of {name} must be in (-1, 100) (a price cannot go below 0), got {move}")
+        return value
+
+    @field_validator("funding_premium_8h")
+    @classmethod
+    def _premium(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, premium in value.items():
+            if not abs(premium) <= 0.05:
+                raise ValueError(f"funding premium of {name} must be within ±0.05 per 8 h, got {premium}")
         return value
 
 

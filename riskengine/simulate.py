@@ -511,7 +511,7 @@ def simulate_paths(
 
     @functools.partial(jax.jit, compiler_options=COMPILER_OPTIONS)
     def chunk(first_block, assets, drift):
-        keys = _block_keys(key, first_block, blocks_per_chunk)
+        keys = block_keys(key, first_block, blocks_per_chunk)
         return jax.vmap(run, in_axes=(None, 0, None))(assets, keys, drift)
 
     pieces = []
@@ -544,8 +544,10 @@ def block_runner(grid: TimeGrid, *, block_size: int, dtype: Any, record: Sequenc
     return run
 
 
-def _block_keys(key, first_block, blocks_per_chunk):
-    """The keys ``fold_in(key, b)`` of blocks ``first_block, first_block + 1, ...``."""
+def block_keys(key: PRNGKeyArray, first_block: int | Array, blocks_per_chunk: int) -> PRNGKeyArray:
+    """The keys ``fold_in(key, b)`` of blocks ``first_block, first_block + 1, ...``: the one
+    keying of path blocks (so the first n paths of a seed do not depend on how many are
+    asked for, nor on how they are split)."""
     index = first_block + jnp.arange(blocks_per_chunk, dtype=jnp.uint32)
     return jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, index)
 

@@ -194,6 +194,8 @@ GOOD_ROWS = "".join(f"{d},{k},{0.6 + 0.0001 * k}\n" for d in (30, 90) for k in (
     ("expiry_days,strike,price\n30,100,150\n", ["line 2", "no-arbitrage bounds"]),
     ("expiry_days,strike,implied_vol\n30,100,0.5\n30,100,0.6\n", ["line 3", "duplicate of", "line 2"]),
     ("expiry_days,strike,implied_vol\n30,100,0.5\n30,110\n", ["line 3", "2 fields"]),
+    ("expiry_days,strike,implied_vol\n30,100,45.0\n30,110,47.5\n",
+     ["line 2", "implied_vol 45 is above 5", "not percent", "0.45 for 45%"]),
 ])
 def test_bad_surface_rows_are_named(tmp_path, text, fragments):
     with pytest.raises(ConfigError) as err:

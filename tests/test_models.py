@@ -272,3 +272,28 @@ def test_shift_vol_definitions():
         for field in VALID[name]:
             if field not in ("v0", "theta"):
                 assert getattr(shifted, field) == getattr(model, field)
+
+
+def test_long_run_variance_is_where_the_simulated_variance_settles():
+    """E[v_t] -> theta + lambda E[J_v] / kappa for SVCJ (the variance drifts by
+    kappa (theta - v) + lambda E[J_v]), theta for Heston: the simulated mean variance after
+    5 / kappa years, within 4 standard errors plus the e^{-kappa t} transient."""
+    import math
+
+    import jax
+
+    from riskengine.models import SVCJ, Heston
+    from riskengine.simulate import simulate_paths
+
+    kappa, theta, lam, mean_jump, t = 3.0, 0.04, 2.0, 0.03, 2.0
+    for model, level in [
+        (Heston(v0=0.09, kappa=kappa, theta=theta, sigma=0.3, rho=-0.5), theta),
+        (SVCJ(v0=0.09, kappa=kappa, theta=theta, sigma=0.3, rho=-0.5, jump_intensity=lam, jump_mean=-0.02,
+              jump_vol=0.05, vol_jump_mean=mean_jump, jump_corr=0.0), theta + lam * mean_jump / kappa),
+    ]:
+        assert float(model.long_run_variance()) == pytest.approx(level, rel=1e-12)
+        obs = simulate_paths(model, key=jax.random.key(3), times=[t], num_paths=4096, steps_per_year=50,
+                             dtype=jnp.float64)
+        v = np.asarray(obs.variance[0, :, 0])
+        transient = abs(0.09 - level) * math.exp(-kappa * t)
+        assert abs(v.mean() - level) < 4 * v.std() / math.sqrt(v.size) + transient + 1e-3 * level, (v.mean(), level)

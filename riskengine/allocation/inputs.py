@@ -17,20 +17,14 @@ import numpy as np
 import pandas as pd
 
 from riskengine.allocation.problem import check_returns
-from riskengine.config import ConfigError
+from riskengine.config import ConfigError, resolve_path
 from riskengine.history import read_table
+from riskengine.models import CorrelatedAssets
+from riskengine.simulate import simulate_paths
 
 __all__ = ["load_table", "load_run_dir", "simulate_returns", "resolve_path"]
 
 DAYS_PER_YEAR = 365.0  # crypto trades every day
-
-
-def resolve_path(path: str | Path, base_dir: Path | None) -> Path:
-    """``path`` as given if it exists (or is absolute), else relative to the config's folder."""
-    p = Path(path)
-    if p.is_absolute() or p.exists() or base_dir is None:
-        return p
-    return Path(base_dir) / p
 
 
 def _numeric(frame: pd.DataFrame, field: str, columns: Sequence[str] | None, source: str):
@@ -123,8 +117,6 @@ def simulate_returns(
     """Simple horizon returns ``S_T / S_0 - 1`` of correlated assets simulated by
     :func:`riskengine.simulate_paths`. ``assets``: ``{name: model}`` (riskengine models);
     ``drift``: annual drift per asset (the models' rate; default 0)."""
-    from riskengine.models import CorrelatedAssets
-    from riskengine.simulate import simulate_paths
 
     names = list(assets)
     models = [assets[n] for n in names]

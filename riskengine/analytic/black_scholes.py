@@ -16,6 +16,8 @@ import jax.numpy as jnp
 from jax.scipy.special import ndtr
 from jaxtyping import Array, ArrayLike, Bool, Float
 
+from riskengine.payoffs import vanilla_payoff
+
 __all__ = [
     "black76_price",
     "black_scholes_greeks",
@@ -34,6 +36,23 @@ def _float_arrays(*values: ArrayLike) -> list[Array]:
     """Convert to a common floating dtype (float32, or float64 under x64) and broadcast."""
     dtype = jnp.result_type(float, *values)
     return list(jnp.broadcast_arrays(*(jnp.asarray(v, dtype) for v in values)))
+
+
+def black_from_d(
+    *,
+    forward: Float[ArrayLike, "*batch"],
+    strike: Float[ArrayLike, "*batch"],
+    d1: Float[ArrayLike, "*batch"],
+    d2: Float[ArrayLike, "*batch"],
+    is_call: Bool[ArrayLike, "*batch"],
+) -> Float[Array, "*batch"]:
+    """The Black formula, the one home of it: ``F N(d1) - K N(d2)`` for a call,
+    ``K N(-d2) - F N(-d1)`` for a put, given ``d1`` and ``d2`` (each caller forms them as its
+    inputs allow: from a forward and a total variance here, from the conditional law of the
+    log-spot in :func:`riskengine.pricing.smoothed_payoff`)."""
+    forward = jnp.asarray(forward)
+    sign = jnp.where(is_call, 1.0, -1.0).astype(forward.dtype)
+    return sign * (forward * ndtr(sign * d1) - strike * ndtr(sign * d2))
 
 
 def black_undiscounted(
@@ -55,10 +74,8 @@ def black_undiscounted(
     std = jnp.sqrt(safe_var)
     d1 = (jnp.log(forward / strike) + 0.5 * safe_var) / std
     d2 = d1 - std
-    sign = jnp.where(is_call, 1.0, -1.0).astype(forward.dtype)
-    price = sign * (forward * ndtr(sign * d1) - strike * ndtr(sign * d2))
-    intrinsic = jnp.maximum(sign * (forward - strike), 0.0)
-    return jnp.where(positive, price, intrinsic)
+    price = black_from_d(forward=forward, strike=strike, d1=d1, d2=d2, is_call=is_call)
+    return jnp.where(positive, price, vanilla_payoff(forward, strike, is_call))
 
 
 @jax.jit
@@ -176,13 +193,12 @@ def _solve_total_std(
     lo = jnp.zeros_like(forward)
     hi = jnp.full_like(forward, _MAX_TOTAL_STD)
     s0 = jnp.clip(jnp.sqrt(2.0 * jnp.abs(log_moneyness)), 0.1, 1.0)
-    sign = jnp.where(is_call_otm, 1.0, -1.0).astype(dtype)
 
     def body(_, carry):
         s, lo, hi = carry
         d1 = log_moneyness / s + 0.5 * s
         d2 = d1 - s
-        price = sign * (forward * ndtr(sign * d1) - strike * ndtr(sign * d2))
+        price = black_from_d(forward=forward, strike=strike, d1=d1, d2=d2, is_call=is_call_otm)
         price = jnp.maximum(price, jnp.finfo(dtype).tiny)
         vega = forward * _norm_pdf(d1)
         residual = jnp.log(price) - log_target

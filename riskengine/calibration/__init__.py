@@ -62,7 +62,9 @@ from riskengine.calibration.svi import (
     svi_density_g,
     svi_total_variance,
 )
-from riskengine.config import ConfigError
+from riskengine.errors import ConfigError
+from riskengine.models import build_model
+from riskengine.paths import resolve_path
 
 PARAMS_FILE = "params.yaml"
 
@@ -134,9 +136,7 @@ def write_garch_model(directory: str | Path, result: GarchResult, *, asset: str 
 
 
 def _read_params_file(directory: str | Path, base_dir: str | Path | None, where: str = "model.from") -> tuple[Path, dict]:
-    path = Path(directory)
-    if not path.is_absolute() and not path.exists() and base_dir is not None:
-        path = Path(base_dir) / path
+    path = resolve_path(directory, base_dir)
     file = path if path.suffix in (".yaml", ".yml") and not path.is_dir() else path / PARAMS_FILE
     try:
         data = yaml.safe_load(file.read_text())
@@ -196,7 +196,6 @@ def load_calibrated_model(directory: str | Path, *, base_dir: str | Path | None 
     A relative ``directory`` is taken from the current directory, else from ``base_dir``.
     Raises :class:`ConfigError` (one line) for a missing or malformed file.
     """
-    from riskengine.models import build_model
 
     file, model = _read_params_file(directory, base_dir)
     if model["name"] in GARCH_MODEL_NAMES:

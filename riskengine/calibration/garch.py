@@ -40,10 +40,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
-import pandas as pd
 from jax.scipy.special import gammaln
 
-from riskengine.config import ConfigError
+from riskengine.errors import ConfigError
+from riskengine.history import load_history
 
 __all__ = [
     "GARCH_MODEL_NAMES",
@@ -63,6 +63,13 @@ Kind = Literal["garch", "gjr"]
 Dist = Literal["normal", "t"]
 TRADING_DAYS = 365  # crypto trades every day
 MIN_OBSERVATIONS = 100
+
+
+def gjr_variance(variance, eps, *, omega, alpha, gamma, beta):
+    """One step of the GJR-GARCH(1,1) variance recursion, the one home of the formula:
+    ``omega + (alpha + gamma 1{eps < 0}) eps^2 + beta variance`` (``gamma = 0``: GARCH(1,1)).
+    Elementwise on floats, numpy or JAX arrays."""
+    return omega + (alpha + gamma * (eps < 0)) * eps * eps + beta * variance
 
 
 def garch_parameter_names(kind: Kind, dist: Dist) -> tuple[str, ...]:
@@ -90,9 +97,7 @@ def _variances(theta, r, backcast, kind: str, dist: str):
     eps = r - p["mu"]
 
     def step(var, e):
-        shock = (p["alpha"] + p["gamma"] * (e < 0)) * e * e
-        var_next = p["omega"] + shock + p["beta"] * var
-        return var_next, var
+        return gjr_variance(var, e, omega=p["omega"], alpha=p["alpha"], gamma=p["gamma"], beta=p["beta"]), var
 
     _, var = jax.lax.scan(step, backcast, eps)
     return var, eps
@@ -332,7 +337,7 @@ def fit_garch(
     uncond = math.sqrt(p["omega"] / (1 - persistence)) if persistence < 1 - 1e-6 else math.nan
     var = best["variance"][: r.size] / scale**2
     eps_last = r[-1] - p["mu"]
-    next_var = p["omega"] + (p["alpha"] + gamma * (eps_last < 0)) * eps_last**2 + p["beta"] * var[-1]
+    next_var = gjr_variance(var[-1], eps_last, omega=p["omega"], alpha=p["alpha"], gamma=gamma, beta=p["beta"])
     loglik = -float(best["nll"]) + r.size * math.log(scale)  # density of r = scale x that of r*scale
     k = len(names)
     return GarchResult(
@@ -385,22 +390,14 @@ def simulate_garch(
     for t in range(shape[0]):
         eps = np.sqrt(var) * z[t]
         out[t] = p["mu"] + eps
-        var = p["omega"] + (p["alpha"] + gamma * (eps < 0)) * eps * eps + p["beta"] * var
+        var = gjr_variance(var, eps, omega=p["omega"], alpha=p["alpha"], gamma=gamma, beta=p["beta"])
     return out.T
 
 
 def load_returns(path: str | Path, column: str = "BTC", *, log: bool = True) -> np.ndarray:
-    """Daily returns of ``column`` from a closes CSV with a ``date`` column (``#`` comments),
+    """Daily returns of ``column`` from a closes file (:func:`riskengine.history.load_history`),
     e.g. ``configs/data/history.csv``; log returns unless ``log=False``."""
-    try:
-        prices = pd.read_csv(path, comment="#", parse_dates=["date"]).set_index("date").sort_index()
-    except (OSError, ValueError, KeyError) as err:
-        raise ConfigError(f"history: cannot read {str(path)!r}: {err}") from None
-    if column not in prices.columns:
-        raise ConfigError(f"history: no column {column!r} in {str(path)!r}; have {list(prices.columns)}")
-    closes = prices[column].dropna().to_numpy(np.float64)
-    if np.any(closes <= 0):
-        raise ConfigError(f"history: non-positive close in column {column!r} of {str(path)!r}")
+    closes = load_history(path, [column]).closes[column].to_numpy(np.float64)
     return np.diff(np.log(closes)) if log else closes[1:] / closes[:-1] - 1.0
 
 
@@ -435,5 +432,5 @@ def filter_garch(params: dict[str, float], returns, *, kind: Kind = "garch") -> 
     v = float(np.var(r))
     for t, e in enumerate(r - mu):
         var[t] = v
-        v = omega + (alpha + gamma * (e < 0)) * e * e + beta * v
+        v = gjr_variance(v, e, omega=omega, alpha=alpha, gamma=gamma, beta=beta)
     return var, float(v)

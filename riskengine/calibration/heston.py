@@ -68,7 +68,7 @@ from riskengine.analytic import (
 )
 from riskengine.analytic.fourier import DEFAULT_NODES
 from riskengine.calibration.surface import Surface, bs_implied_vol, bs_price
-from riskengine.config import ConfigError
+from riskengine.errors import ConfigError
 
 __all__ = [
     "DEFAULT_BOUNDS",

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from scipy.special import ndtr
 
-from riskengine.config import ConfigError
+from riskengine.errors import ConfigError
 
 __all__ = [
     "Surface",
@@ -47,6 +47,7 @@ __all__ = [
 DAYS_PER_YEAR = 365.0
 _EXPIRY_COLUMNS = {"expiry_days": 1.0 / DAYS_PER_YEAR, "expiry_years": 1.0, "expiry": 1.0}
 _QUOTE_COLUMNS = ("implied_vol", "price")
+MAX_IMPLIED_VOL = 5.0  # 500%: a larger quote is a vol written in percent
 _OPTIONAL_COLUMNS = ("bid", "ask", "option")
 _MAX_LISTED = 5  # problems quoted in an error message; the rest are counted
 
@@ -294,6 +295,9 @@ def _row_problems(expiry, strike, value, bid, ask, quote) -> list[str]:
         problems.append(f"strike must be > 0 (got {strike:g})")
     if not math.isfinite(value) or value <= 0:
         problems.append(f"{quote} must be > 0 (got {value:g})")
+    elif quote == "implied_vol" and value > MAX_IMPLIED_VOL:
+        problems.append(f"implied_vol {value:g} is above {MAX_IMPLIED_VOL:g} ({100 * MAX_IMPLIED_VOL:g}%): vols are "
+                        f"decimals, not percent ({value / 100:g} for {value:g}%)")
     if math.isfinite(bid) or math.isfinite(ask):
         if not (math.isfinite(bid) and math.isfinite(ask)):
             problems.append(f"bid and ask must both be numbers (got {bid:g}, {ask:g})")

@@ -39,7 +39,7 @@ import numpy as np
 import optimistix as optx
 
 from riskengine.calibration.surface import Surface
-from riskengine.config import ConfigError
+from riskengine.errors import ConfigError
 
 __all__ = [
     "SVI_PARAMETERS",

@@ -29,12 +29,13 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, field_validator, model_validator
 
-from riskengine.allocation import Constraints, Objective, allocate
+from riskengine.allocation import Constraints, Objective, SolverSettings, allocate
 from riskengine.allocation.inputs import load_run_dir, load_table, simulate_returns
 from riskengine.allocation.solver import _best_return
 from riskengine.config import ConfigError, ModelConfig, Strict
 from riskengine.jobs.base import Job, JobContext, JobResult, Sampling
 from riskengine.report import Report
+from riskengine.risk import expected_shortfall
 
 Level = Field(default=0.95, gt=0.5, lt=1.0)
 
@@ -247,7 +248,6 @@ def efficient_frontier(r: np.ndarray, objective: Objective, constraints: Constra
                        dtype) -> pd.DataFrame:
     """Minimum CVaR at ``points`` expected-return targets from the minimum-CVaR portfolio's
     return to the largest return the bounds and budget allow (other constraints kept)."""
-    from riskengine.allocation import SolverSettings
 
     base = Objective("min_cvar", alpha=objective.alpha)
     settings = SolverSettings(dtype=dtype)
@@ -275,7 +275,6 @@ def _run(config: Config, *, progress=None, base_dir: Path | None = None) -> JobR
     r, names, source = load_returns(config, base_dir)
     objective, constraints = build_problem(config, names)
     dtype = jnp.float64 if config.dtype == "float64" else jnp.float32
-    from riskengine.allocation import SolverSettings
 
     result = allocate(r, objective, constraints, names=names, settings=SolverSettings(dtype=dtype))
     frontier = (efficient_frontier(r, objective, constraints, points=config.frontier.points, dtype=dtype)
@@ -334,7 +333,6 @@ def _report(summary: dict, table: pd.DataFrame, frontier: pd.DataFrame, r: np.nd
         report.heading("Efficient frontier (minimum CVaR per expected-return target)")
         fig, ax = plt.subplots(figsize=(7, 4.2))
         ax.plot(frontier["cvar"], frontier["expected_return"], "o-", label="efficient frontier")
-        from riskengine.risk import expected_shortfall
 
         for j, name in enumerate(table["name"]):
             es = float(expected_shortfall(r[:, j], level=a))

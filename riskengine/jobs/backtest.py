@@ -52,17 +52,22 @@ from pydantic import Field, model_validator
 from scipy import stats
 
 from riskengine.allocation import SolverSettings, allocate
-from riskengine.calibration.garch import fit_garch
+from riskengine.calibration import load_garch
+from riskengine.calibration.garch import fit_garch, gjr_variance
 from riskengine.config import ConfigError, Strict
 from riskengine.history import load_history
 from riskengine.jobs.allocate import ConstraintsConfig, ObjectiveConfig, build_problem
 from riskengine.jobs.base import Job, JobContext, JobResult, Sampling
+from riskengine.models import GBM, CorrelatedAssets
+from riskengine.models.correlated import correlation_factor
 from riskengine.report import Report
 from riskengine.risk import (
     christoffersen_coverage_test,
     christoffersen_independence_test,
     kupiec_test,
+    value_at_risk,
 )
+from riskengine.simulate import DEFAULT_BLOCK_SIZE, simulate_paths
 
 DAYS_PER_YEAR = 365
 STRATEGIES = ("strategy", "equal_weight", "inverse_vol")
@@ -190,8 +195,8 @@ class _Forecaster:
             for j, p in enumerate(self.params):
                 eps = realised[j] - p["mu"]
                 gamma = p.get("gamma", 0.0)
-                self.var_next[j] = (p["omega"] + (p["alpha"] + gamma * (eps < 0)) * eps * eps
-                                    + p["beta"] * self.var_next[j])
+                self.var_next[j] = gjr_variance(self.var_next[j], eps, omega=p["omega"], alpha=p["alpha"],
+                                                gamma=gamma, beta=p["beta"])
             self.vol = np.sqrt(self.var_next)
         else:
             self.vol = rolling_vol
@@ -214,8 +219,6 @@ def _independent_normals(*, assets: int, paths: int, rebalances: int, key, dtype
     """``[rebalances, paths, assets]`` independent standard normals simulated by riskengine in
     one call (GBM with sigma 1 over one year at rate 0 has ``log_return = -1/2 + W_1``);
     rebalance ``k`` takes paths ``k * paths ...``, i.e. its own blocks ``fold_in(key, b)``."""
-    from riskengine.models import GBM, CorrelatedAssets
-    from riskengine.simulate import DEFAULT_BLOCK_SIZE, simulate_paths
 
     per = -(-paths // DEFAULT_BLOCK_SIZE) * DEFAULT_BLOCK_SIZE  # whole blocks per rebalance
     models = CorrelatedAssets.from_correlation([GBM(sigma=1.0) for _ in range(assets)])
@@ -228,7 +231,6 @@ def _independent_normals(*, assets: int, paths: int, rebalances: int, key, dtype
 def _correlate(z: np.ndarray, corr: np.ndarray) -> np.ndarray:
     """Shocks with correlation ``corr`` (made positive semi-definite if a sample matrix is
     slightly off) from independent standard normals ``z[paths, assets]``."""
-    from riskengine.models.correlated import correlation_factor
 
     corr = np.clip((corr + corr.T) / 2, -1.0, 1.0)
     np.fill_diagonal(corr, 1.0)
@@ -243,7 +245,6 @@ def _correlate(z: np.ndarray, corr: np.ndarray) -> np.ndarray:
 # --- the walk-forward ----------------------------------------------------------------------------
 
 def _var(scenario_returns: np.ndarray, weights: np.ndarray, level: float) -> float:
-    from riskengine.risk import value_at_risk
 
     return float(value_at_risk(scenario_returns @ weights, level=level))
 
@@ -275,7 +276,6 @@ def _run(config: Config, *, progress=None, base_dir: Path | None = None) -> JobR
     rolling_std = pd.DataFrame(log_ret).rolling(config.window_days).std().to_numpy()
     fixed = None
     if config.model is not None:
-        from riskengine.calibration import load_garch
 
         spec = config.model.from_
         dirs = {a: spec for a in names} if isinstance(spec, str) else spec

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import pandas as pd
 from pydantic import BaseModel
 
+from riskengine.config import resolve_path
+
 if TYPE_CHECKING:
     from riskengine.budget import Estimate
     from riskengine.report import Report
@@ -75,14 +77,6 @@ class JobContext:
         """A path from the config: as given when absolute or when it exists from the current
         directory, else relative to the config file's folder."""
         return resolve_path(path, self.base_dir)
-
-
-def resolve_path(path: str | Path, base_dir: Path | None) -> Path:
-    """The one rule for paths in configs (see :meth:`JobContext.resolve`)."""
-    p = Path(path)
-    if p.is_absolute() or p.exists() or base_dir is None:
-        return p
-    return Path(base_dir) / p
 
 
 @dataclasses.dataclass

@@ -31,6 +31,29 @@ import optax
 import pandas as pd
 from pydantic import Field, field_validator, model_validator
 
+from hedging import (
+    OCE,
+    BlackScholesDelta,
+    Entropic,
+    EuropeanOption,
+    ExpectedShortfall,
+    HedgingProblem,
+    MeanVariance,
+    NoHedge,
+    TransactionCosts,
+    WhalleyWilmott,
+    build_policy,
+    evaluate,
+    make_optimizer,
+    reference_price,
+    sample_hedges,
+    save_policy,
+    train,
+)
+from hedging.features import check_features
+from hedging.model_hedge import HestonDeltaVega
+from hedging.rollout import native_problem
+from riskengine import checkpoint
 from riskengine.budget import Estimate
 from riskengine.config import MarketConfig, ModelConfig, Strict
 from riskengine.errors import ConfigError
@@ -89,7 +112,6 @@ class PolicyConfig(Strict):
     @field_validator("features")
     @classmethod
     def _features(cls, value):
-        from hedging.features import check_features
 
         check_features(tuple(value))
         if not value:
@@ -207,7 +229,6 @@ def _apply_overrides(data: dict[str, Any], *, paths: int | None, seed: int | Non
 
 
 def build_problem(config: Config):
-    from hedging import EuropeanOption, HedgingProblem, TransactionCosts
 
     d = config.derivative
     return HedgingProblem(
@@ -233,7 +254,6 @@ def policy_spec(config: Config) -> dict[str, Any]:
 
 
 def build_objective(config: Config):
-    from hedging import OCE, Entropic, ExpectedShortfall, MeanVariance
 
     o = config.objective
     if o.type == "entropic":
@@ -246,7 +266,6 @@ def build_objective(config: Config):
 
 
 def build_optimizer(config: Config):
-    from hedging import make_optimizer
 
     t = config.train
     lr: Any = t.learning_rate
@@ -259,8 +278,6 @@ def build_optimizer(config: Config):
 
 
 def build_baselines(config: Config) -> dict[str, Any]:
-    from hedging import BlackScholesDelta, NoHedge, WhalleyWilmott
-    from hedging.model_hedge import HestonDeltaVega
 
     aversion = config.objective.risk_aversion
     made = {
@@ -293,7 +310,6 @@ def _estimate(config: Config, base_dir: Path | None) -> Estimate:
     )
 
 def _run(config: Config, *, progress=None, base_dir: Path | None = None) -> JobResult:
-    from hedging import build_policy, evaluate, reference_price, sample_hedges, save_policy, train
 
     x64 = config.train.dtype == "float64"
     with jax.enable_x64(x64):
@@ -302,7 +318,6 @@ def _run(config: Config, *, progress=None, base_dir: Path | None = None) -> JobR
         spec = policy_spec(config)
         key = jax.random.key(config.train.seed)
         if config.train.backend == "native":
-            from hedging.rollout import native_problem
 
             problem_ = native_problem(dtype="float32", hidden=[config.policy.width])
             if problem_ is not None:
@@ -367,13 +382,12 @@ def _checkpoint(config: Config, base_dir: Path | None) -> tuple[Path | None, boo
         if not folder.is_absolute() and base_dir is not None:
             folder = Path(base_dir) / folder
         return folder, config.train.resume
-    from riskengine import checkpoint
 
     run = checkpoint.current()
     if run is None:
         return None, False
     # A run started without --resume wiped its folder, so anything there is this run's own.
-    return run.folder / "hedge-train", True
+    return run.ensure() / "hedge-train", True
 
 
 def _epoch_bar(enabled: bool, total: int):

@@ -424,10 +424,7 @@ def _report(config: Config, summary: dict, strategy: MarketMakingResult, symmetr
     axes[1].hist(symmetric.final_inventory, bins=bins_q, alpha=0.6, label="symmetric")
     axes[1].hist(strategy.final_inventory, bins=bins_q, alpha=0.6, label=label)
     axes[1].set_title("Final inventory")
-    for ax in axes:
-        ax.legend(fontsize=8)
-        ax.grid(alpha=0.3)
-    report.figure(fig, alt="Histograms of profit and final inventory")
+    report.figure(fig, alt="Histograms of profit and final inventory", legend_and_grid=True)
 
     sample = strategy.sample
     fig, axes = plt.subplots(2, 1, figsize=(11, 6), sharex=True, height_ratios=[2, 1])
@@ -439,8 +436,5 @@ def _report(config: Config, summary: dict, strategy: MarketMakingResult, symmetr
     axes[1].step(symmetric.sample["time"], symmetric.sample["inventory"], where="post", alpha=0.7, label="symmetric")
     axes[1].set_ylabel("inventory")
     axes[1].set_xlabel("time")
-    for ax in axes:
-        ax.legend(fontsize=8)
-        ax.grid(alpha=0.3)
-    report.figure(fig, alt="A sample path of the mid, the quotes and the inventory")
+    report.figure(fig, alt="A sample path of the mid, the quotes and the inventory", legend_and_grid=True)
     return report

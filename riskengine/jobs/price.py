@@ -183,8 +183,5 @@ def _report(config: Config, table: pd.DataFrame, summary: dict) -> Report:
         axes[1].set_xticks(x, label, rotation=30, ha="right")
     axes[0].set_title("Price")
     axes[1].set_title("Delta")
-    for ax in axes:
-        ax.legend(fontsize=8)
-        ax.grid(alpha=0.3)
-    report.figure(fig, alt="Monte Carlo prices and deltas against analytic references")
+    report.figure(fig, alt="Monte Carlo prices and deltas against analytic references", legend_and_grid=True)
     return report

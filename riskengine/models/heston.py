@@ -136,9 +136,20 @@ def shift_variance_levels(model, eps):
 
 
 class StochasticVolModel(Model):
-    """Base of the Heston family (Heston, Bates, SVCJ): the variance is the non-spot state.
+    """Base of the Heston family (Heston, Bates, SVCJ): the variance is the non-spot state,
+    mean-reverting at rate ``kappa`` to ``theta`` with vol-of-variance ``sigma`` and
+    spot-variance correlation ``rho``; ``scheme`` is the variance step (``qe`` or ``euler``)."""
 
-    Subclasses have the fields ``v0, kappa, theta, sigma, rho`` and ``scheme``."""
+    v0: eqx.AbstractVar[Float[Array, ""] | float]
+    kappa: eqx.AbstractVar[Float[Array, ""] | float]
+    theta: eqx.AbstractVar[Float[Array, ""] | float]
+    sigma: eqx.AbstractVar[Float[Array, ""] | float]
+    rho: eqx.AbstractVar[Float[Array, ""] | float]
+
+    def long_run_variance(self) -> Float[Array, ""] | float:
+        """The level the expected variance reverts to (``theta``; more where the variance
+        also jumps)."""
+        return self.theta
 
     def init_aux(self, num_paths, dtype):
         return jnp.full((num_paths,), self.v0, dtype)

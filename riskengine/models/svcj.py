@@ -40,6 +40,12 @@ class SVCJ(StochasticVolModel):
     jump_corr: Float[Array, ""] | float
     scheme: str = eqx.field(default="qe", static=True)
 
+
+    def long_run_variance(self):
+        """``theta + jump_intensity vol_jump_mean / kappa``: the variance jumps (mean
+        ``vol_jump_mean`` at rate ``jump_intensity``) raise the mean-reversion level."""
+        return self.theta + self.jump_intensity * self.vol_jump_mean / self.kappa
+
     def __check_init__(self):
         check_heston_fields("svcj", self)
         jumps = {

@@ -69,7 +69,13 @@ class Report:
             rows.append(f"<tr{attr}>{''.join(cells)}</tr>")
         self._parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
-    def figure(self, fig: plt.Figure, *, alt: str) -> None:
+    def figure(self, fig: plt.Figure, *, alt: str, legend_and_grid: bool = False) -> None:
+        """Embed ``fig`` as a PNG; ``legend_and_grid``: first give each of its axes a small
+        legend and a light grid (the house style of our line charts)."""
+        if legend_and_grid:
+            for ax in fig.axes:
+                ax.legend(fontsize=8)
+                ax.grid(alpha=0.3)
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
         plt.close(fig)

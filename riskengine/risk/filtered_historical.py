@@ -30,7 +30,13 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from riskengine.calibration.garch import GarchParams, filter_garch, fit_garch, garch_parameter_names
+from riskengine.calibration.garch import (
+    GarchParams,
+    filter_garch,
+    fit_garch,
+    garch_parameter_names,
+    gjr_variance,
+)
 
 __all__ = ["FilteredHistory", "filter_history", "simulate_filtered_history"]
 
@@ -124,7 +130,7 @@ def _simulate(key, first_batch, residuals, mu, omega, alpha, gamma, beta, var0, 
             var, total = carry
             eps = jnp.sqrt(var) * z_d
             total = total + mu + eps
-            var = omega + (alpha + gamma * (eps < 0)) * eps * eps + beta * var
+            var = gjr_variance(var, eps, omega=omega, alpha=alpha, gamma=gamma, beta=beta)
             return (var, total), total
 
         init = (jnp.broadcast_to(var0, (batch_size, var0.shape[0])), jnp.zeros((batch_size, var0.shape[0]), var0.dtype))
