@@ -12,7 +12,8 @@ Accepted layouts (column names are case-insensitive; the date column is one of `
 
 Rows are sorted by date; a repeated date (per asset) is an error naming it, as is a
 non-positive or non-numeric close. Dates where any requested asset has no price are dropped
-(their number is reported).
+(their number is reported). With ``proxy``, an asset the file lacks takes another asset's
+closes (the stress job: SOL has no bundled history and moves with ETH).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from riskengine.config import ConfigError
+from riskengine.errors import ConfigError
 
 __all__ = ["History", "load_history"]
 
@@ -37,10 +38,17 @@ class History:
     closes: pd.DataFrame  # index: dates (ascending), columns: assets
     source: str
     dropped_dates: int
+    proxies: dict[str, str] = dataclasses.field(default_factory=dict)  # asset -> the asset whose closes it took
 
     @property
     def log_returns(self) -> pd.DataFrame:
+        """Daily log returns ``log(C_t / C_{t-1})`` (one row fewer than ``closes``)."""
         return np.log(self.closes).diff().iloc[1:]
+
+    @property
+    def simple_returns(self) -> pd.DataFrame:
+        """Daily simple returns ``C_t / C_{t-1} - 1`` (one row fewer than ``closes``)."""
+        return self.closes.pct_change().iloc[1:]
 
 
 def read_table(path: Path, field: str) -> pd.DataFrame:
@@ -57,9 +65,13 @@ def read_table(path: Path, field: str) -> pd.DataFrame:
 
 
 def load_history(path: str | Path, assets: Sequence[str], *, base_dir: Path | None = None,
-                 field: str = "history") -> History:
+                 field: str = "history", proxy: str | None = None) -> History:
     """Daily closes of ``assets`` from ``path`` (relative paths: the current directory, else
-    ``base_dir``)."""
+    ``base_dir``): a :class:`History` whose ``closes`` has one column per asset, in order.
+
+    ``proxy``: an asset the file does not hold takes the closes of ``proxy``, or of the
+    file's first asset when the file lacks ``proxy`` too (``History.proxies`` names them);
+    without it a missing asset is an error."""
     p = Path(path)
     if not (p.is_absolute() or p.exists()) and base_dir is not None:
         p = Path(base_dir) / p
@@ -77,12 +89,14 @@ def load_history(path: str | Path, assets: Sequence[str], *, base_dir: Path | No
         dates = dates.dt.tz_localize(None)
     dates = dates.dt.normalize()
     asset_col = next((lower[n] for n in _ASSET_NAMES if n in lower), None)
-    assets = list(assets)
+    wanted = list(assets)
     if asset_col is not None:  # long format
         if "close" not in lower:
             raise ConfigError(f"{field}: {str(p)!r} has an asset column but no 'close' column")
         long = pd.DataFrame({"date": dates, "asset": frame[asset_col].astype(str),
                              "close": frame[lower["close"]]})
+        proxies = _proxies(wanted, list(dict.fromkeys(long["asset"])), proxy)
+        assets = list(dict.fromkeys(proxies.get(a, a) for a in wanted))
         missing = [a for a in assets if a not in set(long["asset"])]
         if missing:
             raise ConfigError(f"{field}: no rows for asset {missing[0]!r} in {str(p)!r}; have "
@@ -95,6 +109,8 @@ def load_history(path: str | Path, assets: Sequence[str], *, base_dir: Path | No
                               f"{row['date'].date()}")
         wide = long.pivot(index="date", columns="asset", values="close")
     else:
+        proxies = _proxies(wanted, [c for c in frame.columns if c != date_col], proxy)
+        assets = list(dict.fromkeys(proxies.get(a, a) for a in wanted))
         if "close" in lower and not any(a in frame.columns for a in assets):
             if len(assets) != 1:
                 raise ConfigError(f"{field}: {str(p)!r} is a single-asset OHLCV file; give exactly "
@@ -126,4 +142,14 @@ def load_history(path: str | Path, assets: Sequence[str], *, base_dir: Path | No
     wide.index.name = "date"
     if len(wide) < 3:
         raise ConfigError(f"{field}: {str(p)!r} has {len(wide)} dates with prices for all of {assets}")
-    return History(closes=wide, source=str(p), dropped_dates=before - len(wide))
+    if proxies:
+        wide = pd.DataFrame({a: wide[proxies.get(a, a)] for a in wanted}, index=wide.index)
+    return History(closes=wide, source=str(p), dropped_dates=before - len(wide), proxies=proxies)
+
+
+def _proxies(wanted: list[str], available: list[str], proxy: str | None) -> dict[str, str]:
+    """``{asset: stand-in}`` for the wanted assets the file lacks (none without ``proxy``)."""
+    if proxy is None or not available:
+        return {}
+    stand_in = proxy if proxy in available else available[0]
+    return {a: stand_in for a in wanted if a not in available}
