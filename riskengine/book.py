@@ -28,9 +28,11 @@ from __future__ import annotations
 import dataclasses
 import io
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
@@ -318,3 +320,32 @@ def collateral_values(book: Book, market: MarketSnapshot) -> np.ndarray:
     """USD value of the collateral of each position at the snapshot's prices."""
     prices = {**market.stablecoins, **{u: m.spot for u, m in market.underlyings.items()}}
     return book.column("collateral") * np.asarray([prices[c] for c in book.table["collateral_currency"]])
+
+
+def base_values(book: Book, market: MarketSnapshot) -> np.ndarray:
+    """Every position's USD value at the snapshot, collateral included (float64,
+    [positions] in ``book.table`` order)."""
+    with jax.enable_x64(True):
+        return np.asarray(position_values(book, base_state(book, market), dtype=jnp.float64)) + collateral_values(book, market)
+
+
+def book_value_function(book: Book, market: MarketSnapshot) -> tuple[Callable[..., jax.Array], MarketState]:
+    """``(value, base)``: ``value(spot, vol_shift, elapsed_days)``, the book's USD value
+    (float64, collateral included; coin collateral moves with its coin's ``spot``) with
+    every option's implied vol moved by its underlying's ``vol_shift`` [underlyings], and the
+    snapshot's ``base`` state. Differentiable: what the Greeks and the historical methods
+    revalue."""
+    base = base_state(book, market)
+    collateral = collateral_values(book, market)
+    units, cu = coin_collateral(book)
+    uidx = book.underlying_index
+
+    def value(spot, vol_shift, elapsed_days):
+        state = MarketState(
+            spot=spot, vol=jnp.asarray(base.vol) + vol_shift[uidx], basis=base.basis, premium=base.premium,
+            elapsed_days=elapsed_days, rate=base.rate,
+        )
+        values = position_values(book, state, dtype=jnp.float64)
+        return values.sum() + (collateral + units * (spot[cu] - jnp.asarray(base.spot)[cu])).sum()
+
+    return value, base

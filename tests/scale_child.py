@@ -42,10 +42,11 @@ def main() -> None:
 
     jax.config.update("jax_enable_x64", True)
     from riskengine import checkpoint
-    from riskengine.book import base_state, collateral_values, load_book, position_values
+    from riskengine.book import base_values, load_book
     from riskengine.config import validate
     from riskengine.jobs import stress
     from riskengine.market import load_market
+    from riskengine.revaluation import PathRevaluation
 
     data = yaml.safe_load((ROOT / "configs" / "stress.yaml").read_text())
     data.update(book=str(ROOT / "configs" / "data" / "book.csv"), market=str(ROOT / "configs" / "data" / "market.yaml"),
@@ -57,17 +58,17 @@ def main() -> None:
     book = load_book(Path(config.book), market)
     assets = stress._assets(config, book, market)
     dtype = jnp.float64 if config.mc.dtype == "float64" else jnp.float32
-    with jax.enable_x64(True):
-        value0 = np.asarray(position_values(book, base_state(book, market), dtype=jnp.float64))
-    value0 = value0 + collateral_values(book, market)
-    sim = stress._Simulation(config, book, market, assets, dtype, value0)
+    mc = config.mc
+    sim = PathRevaluation(book, market, assets, horizons_days=config.horizons_days, value0=base_values(book, market),
+                          paths=mc.paths, seed=mc.seed, dtype=dtype, steps_per_day=mc.steps_per_day,
+                          block_size=mc.block_size, chunk_paths=mc.chunk_paths)
     sim.devices = args.devices
     saved = None
     if args.checkpoint:
         saved = checkpoint.Checkpoint(args.checkpoint, fingerprint=args.mc + str(args.model), resume=args.resume)
     with checkpoint.active(saved):
         pnl = sim.total_pnl()
-        contributions = sim.contributions(pnl, config.risk)
+        contributions = sim.contributions(pnl, var_levels=config.risk.var_levels, es_levels=config.risk.es_levels)
     rows = [list(m["by_position"].values()) for h in contributions.values() for m in h.values()]
     if jax.process_index() == 0:
         np.savez(args.out, pnl=pnl, contributions=np.asarray(rows))

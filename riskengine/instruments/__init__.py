@@ -12,6 +12,7 @@ from riskengine.instruments.futures import (
 from riskengine.instruments.margin import (
     CrossAccount,
     LiquidationMove,
+    book_margin,
     cross_account,
     cross_liquidation_move,
     equity,
@@ -50,6 +51,7 @@ __all__ = [
     "FUNDING_PERIODS_PER_DAY",
     "CrossAccount",
     "LiquidationMove",
+    "book_margin",
     "cross_account",
     "cross_liquidation_move",
     "equity",

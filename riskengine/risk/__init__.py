@@ -38,7 +38,14 @@ from riskengine.risk.intervals import (
     order_statistic_ranks,
     var_interval,
 )
-from riskengine.risk.measures import expected_shortfall, tail_weights, value_at_risk, var_and_es
+from riskengine.risk.measures import (
+    expected_shortfall,
+    level_key,
+    tail_weights,
+    value_at_risk,
+    var_and_es,
+    var_and_es_by_level,
+)
 from riskengine.risk.parametric import (
     Moments,
     cornish_fisher_es,
@@ -75,6 +82,7 @@ __all__ = [
     "historical_pnl",
     "historical_var",
     "kupiec_test",
+    "level_key",
     "normal_es",
     "normal_var",
     "order_statistic_ranks",
@@ -85,6 +93,7 @@ __all__ = [
     "transition_counts",
     "value_at_risk",
     "var_and_es",
+    "var_and_es_by_level",
     "var_contributions",
     "var_interval",
 ]

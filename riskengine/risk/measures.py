@@ -35,15 +35,18 @@ reduce over the *last* axis, so a ``[batch, paths]`` array gives one number per 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
 from jaxtyping import ArrayLike, Float
 
 __all__ = [
     "expected_shortfall",
+    "level_key",
     "tail_weights",
     "value_at_risk",
     "var_and_es",
+    "var_and_es_by_level",
 ]
 
 # Relative tolerance on ``n * beta`` (and on cumulative weights against ``beta``).
@@ -172,6 +175,26 @@ def var_and_es(
     v, below, _, mass_below = split_tail(x, w, beta)
     es = es_from_tail(x, w, beta, v, below, mass_below)
     return -v[..., 0][()], es[()]
+
+
+def level_key(level: float) -> str:
+    """The key of a confidence level in summaries and reports: ``0.99 -> "0.99"``."""
+    return f"{level:g}"
+
+
+def var_and_es_by_level(
+    pnl: Float[ArrayLike, " paths"],
+    *,
+    var_levels: Iterable[float] = (),
+    es_levels: Iterable[float] = (),
+) -> dict[str, dict[str, float]]:
+    """``{"var": {key: VaR}, "es": {key: ES}}`` of one P&L sample at each level (keys from
+    :func:`level_key`; no levels give an empty dict): the figures a summary reports per
+    horizon."""
+    return {
+        "var": {level_key(a): float(value_at_risk(pnl, level=a)) for a in var_levels},
+        "es": {level_key(a): float(expected_shortfall(pnl, level=a)) for a in es_levels},
+    }
 
 
 def tail_weights(
