@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from riskengine.errors import ConfigError
+from riskengine.paths import resolve_path
 
 __all__ = ["History", "load_history"]
 
@@ -72,9 +73,7 @@ def load_history(path: str | Path, assets: Sequence[str], *, base_dir: Path | No
     ``proxy``: an asset the file does not hold takes the closes of ``proxy``, or of the
     file's first asset when the file lacks ``proxy`` too (``History.proxies`` names them);
     without it a missing asset is an error."""
-    p = Path(path)
-    if not (p.is_absolute() or p.exists()) and base_dir is not None:
-        p = Path(base_dir) / p
+    p = resolve_path(path, base_dir)
     frame = read_table(p, field)
     lower = {str(c).lower(): c for c in frame.columns}
     date_col = next((lower[n] for n in _DATE_NAMES if n in lower), None)

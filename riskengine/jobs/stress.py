@@ -41,6 +41,7 @@ from riskengine.instruments import book_margin
 from riskengine.limits import breaches, check_limit
 from riskengine.market import MarketSnapshot, load_market
 from riskengine.models import CorrelatedAssets
+from riskengine.paths import resolve_path
 from riskengine.report import stress_report, write_json, write_parquet
 from riskengine.scenarios import load_scenarios
 
@@ -110,17 +111,10 @@ class Config(Strict):
         return self
 
 
-def _resolve(path: str, base_dir: Path | None) -> Path:
-    p = Path(path)
-    if p.is_absolute() or p.exists() or base_dir is None:
-        return p
-    return base_dir / p
-
-
 def estimate(config: Config, *, base_dir: Path | None = None) -> Estimate:
     """Paths × steps × underlyings simulated, paths × horizons × positions revalued (twice:
     P&L, then contributions); every path's P&L per horizon and underlying is kept."""
-    table = read_book_table(_resolve(config.book, base_dir))
+    table = read_book_table(resolve_path(config.book, base_dir))
     positions = len(table)
     underlyings = table["underlying"].nunique() if "underlying" in table else 1
     paths, horizons = float(config.mc.paths), len(config.horizons_days)
@@ -138,8 +132,8 @@ def run(config: Config, out: Path, *, progress=None, base_dir: Path | None = Non
     """Run the stress job into ``out`` (summary.json, pnl.parquet, scenarios.parquet,
     report.html); returns the summary."""
     started = time.perf_counter()
-    market = load_market(_resolve(config.market, base_dir))
-    book = load_book(_resolve(config.book, base_dir), market)
+    market = load_market(resolve_path(config.market, base_dir))
+    book = load_book(resolve_path(config.book, base_dir), market)
     scenarios = [] if config.scenarios == "none" else load_scenarios(config.scenarios)
     assets = _assets(config, book, market)
     names, levels = list(book.underlyings), config.risk
