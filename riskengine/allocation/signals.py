@@ -165,19 +165,3 @@ def information_coefficient(pred: Float[np.ndarray, " n"], realised: Float[np.nd
         return None
     return float(np.corrcoef(p, r)[0, 1])
 
-
-def period_ic(pred: Float[np.ndarray, "rows assets"], realised: Float[np.ndarray, "rows assets"],
-              periods: Int[np.ndarray, " rows"]) -> float | None:
-    """Mean information coefficient over the retrain periods, weighted by their pairs: the
-    Pearson correlation within each period (one fitted model), so that a period whose model
-    is shrunk more (smaller forecasts) or whose intercept differs does not distort the pooled
-    correlation. ``None`` where no period has a defined IC."""
-    total, weight = 0.0, 0
-    for k in np.unique(periods):
-        rows = periods == k
-        ic = information_coefficient(pred[rows].ravel(), realised[rows].ravel())
-        if ic is not None:
-            n = int(np.sum(np.isfinite(pred[rows]) & np.isfinite(realised[rows])))
-            total += ic * n
-            weight += n
-    return total / weight if weight else None

@@ -48,6 +48,9 @@ class WalkForwardResult:
     scores: Float[np.ndarray, "decisions assets"]  # in [-1, 1]: fraction of the risk budget
     forecasts: Float[np.ndarray, "decisions assets"]  # the model's output (the score for the policy)
     contributions: Float[np.ndarray, "decisions assets factors"]
+    # the training window's standard deviation of each factor's contribution (per decision):
+    # contributions / contribution_scale are comparable across differently shrunk models
+    contribution_scale: Float[np.ndarray, "decisions factors"]
     retrains: list[dict] = field(default_factory=list)
 
 
@@ -79,6 +82,7 @@ def run_walk_forward(model: str, panel: Panel, target: Float[np.ndarray, "dates 
     scores = np.zeros((n_dec, assets))
     forecasts = np.zeros((n_dec, assets))
     contrib = np.zeros((n_dec, assets, k))
+    contrib_scale = np.full((n_dec, k), np.nan)
     retrains = []
     base_key = jax.random.key(settings.seed)
     schedule = retrain_dates(first, last, every)
@@ -126,6 +130,7 @@ def run_walk_forward(model: str, panel: Panel, target: Float[np.ndarray, "dates 
         scores[rows] = s[:rows_p].reshape(stop - t0, assets)
         forecasts[rows] = pred[:rows_p].reshape(stop - t0, assets)
         contrib[rows] = c_out[:rows_p].reshape(stop - t0, assets, k)
+        contrib_scale[rows] = c_in.std(axis=0)
         mag = np.abs(c_in).mean(axis=0)
         share = mag / mag.sum() if mag.sum() > 0 else mag
         retrains.append({"date": panel.dates[t0], "samples": int(c_in.shape[0]), "params": params,
@@ -133,4 +138,4 @@ def run_walk_forward(model: str, panel: Panel, target: Float[np.ndarray, "dates 
         if progress is not None:
             progress(i + 1, len(schedule))
     return WalkForwardResult(model=model, first=first, scores=scores, forecasts=forecasts,
-                             contributions=contrib, retrains=retrains)
+                             contributions=contrib, contribution_scale=contrib_scale, retrains=retrains)

@@ -57,7 +57,7 @@ from riskengine.allocation.signals import (
     CVSettings,
     GBTSettings,
     RidgeSettings,
-    period_ic,
+    information_coefficient,
 )
 from riskengine.allocation.walk_forward import WalkForwardSettings, retrain_dates, run_walk_forward
 from riskengine.config import ConfigError, Strict
@@ -490,19 +490,21 @@ def run(config: Config, out: Path, *, progress=None, base_dir: Path | None = Non
         var_backtest[s] = out_s
     ic, ic_decay, importance, imp_rows, retrain_info = {}, {}, {}, [], {}
     realised_target = target[dec][realised]
-    period = np.arange(n_dec) // wf.retrain_every_days  # the retrain period of each decision
-    pr = period[realised]
-    ic["univariate"] = {f: period_ic(panel.values[dec][realised][:, :, j], realised_target, pr)
+    ic["univariate"] = {f: information_coefficient(panel.values[dec][realised][:, :, j].ravel(),
+                                                   realised_target.ravel())
                         for j, f in enumerate(panel.names)}
     for m, res in results.items():
         c = res.contributions[realised]
-        ic[m] = {f: period_ic(c[:, :, j], realised_target, pr) for j, f in enumerate(panel.names)}
-        ic[m]["forecast"] = period_ic(res.forecasts[realised], realised_target, pr)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cn = c / res.contribution_scale[realised][:, None, :]  # in each window's own units
+        ic[m] = {f: information_coefficient(cn[:, :, j].ravel(), realised_target.ravel())
+                 for j, f in enumerate(panel.names)}
+        ic[m]["forecast"] = information_coefficient(res.forecasts[realised].ravel(), realised_target.ravel())
         ic_decay[m] = []
         for h in range(1, 11):  # forecast at t against the return over (t + h - 1, t + h]
             fc = res.forecasts[: n_dec - h]
             tg = target[first + h - 1: first + n_dec - 1]
-            ic_decay[m].append(period_ic(fc, tg, period[: n_dec - h]))
+            ic_decay[m].append(information_coefficient(fc.ravel(), tg.ravel()))
         mag = np.abs(c).mean(axis=(0, 1))
         share = mag / mag.sum() if mag.sum() > 0 else mag
         importance[m] = {f: float(v) for f, v in zip(panel.names, share, strict=True)}
@@ -707,8 +709,9 @@ def _report(summary: dict, table: pd.DataFrame, positions: pd.DataFrame, importa
         "95% stationary-bootstrap percentile interval (mean block 10 days). Deflated Sharpe: the "
         f"probability that the true Sharpe exceeds the expected maximum of {summary['trials']} no-skill "
         "trials (models; baselines count as one trial); p = 1 - DSR. IC: out-of-sample Pearson "
-        "correlation with the next day's volatility-scaled return within each retrain period, averaged over "
-        "the periods (weighted by days), of the forecast and of each factor's contribution to it (ridge: coefficient times factor; trees: TreeSHAP; policy: gradient times "
+        "correlation, over all days and assets, with the next day's volatility-scaled return: of the "
+        "forecast (what is traded), of each factor (univariate) and of each factor's contribution to the "
+        "forecast divided by its standard deviation in the training window (ridge: coefficient times factor; trees: TreeSHAP; policy: gradient times "
         "input). Importance: each factor's share of the mean absolute contribution. VaR: one-day, from "
         "GARCH re-fitted at each retrain and simulated scenarios; exceedance = net return below -VaR.",
         note=True)
