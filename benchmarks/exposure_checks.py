@@ -28,7 +28,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _synthetic(tmp: Path, *, ic: float, seed: int, days: int, price_factors: bool = True) -> dict:
+def _synthetic(tmp: Path, *, ic: float, seed: int, days: int, price_factors: bool = True,
+               intercept: bool = True) -> dict:
     from riskengine.allocation.synthetic import planted_signal
 
     closes, factors = planted_signal(days=days, ic=ic, seed=seed)
@@ -43,6 +44,7 @@ def _synthetic(tmp: Path, *, ic: float, seed: int, days: int, price_factors: boo
         "models": ["ridge", "gbt", "policy"],
         "walk_forward": {"start": "2020-01-01", "window_days": 700, "retrain_every_days": 60},
         "policy": {"steps": 150},
+        "ridge": {"intercept": intercept},
         "costs": {"fee_bp": 0},
         "limits": {"max_leverage": 2.0, "max_weight": 1.0},
         "baselines": ["equal_weight"],
@@ -75,7 +77,7 @@ def noise(seeds: int) -> None:
         print(f"{m}: p > 0.05 in {frac:.0%} of seeds ({'pass' if frac >= 0.9 else 'FAIL'}); min p {min(p):.3f}")
 
 
-def planted(seeds: int, *, price_factors: bool) -> None:
+def planted(seeds: int, *, price_factors: bool, intercept: bool = True) -> None:
     from riskengine.allocation.synthetic import theoretical_sharpe
 
     rows = []
@@ -83,7 +85,8 @@ def planted(seeds: int, *, price_factors: bool) -> None:
     truth = theoretical_sharpe(ic=0.08, assets=2)
     for seed in range(seeds):
         with tempfile.TemporaryDirectory() as tmp:
-            s = _run(_synthetic(Path(tmp), ic=0.08, seed=2000 + seed, days=1830, price_factors=price_factors),
+            s = _run(_synthetic(Path(tmp), ic=0.08, seed=2000 + seed, days=1830, price_factors=price_factors,
+                                intercept=intercept),
                      Path(tmp) / "out")
         row = {}
         for m in ("ridge", "gbt", "policy"):
@@ -150,10 +153,11 @@ if __name__ == "__main__":
     parser.add_argument("--seeds", type=int, default=None)
     parser.add_argument("--no-price-factors", action="store_true",
                         help="planted: only the four file factors (no momentum, drawdown, realised vol)")
+    parser.add_argument("--no-intercept", action="store_true", help="planted: ridge without intercept")
     args = parser.parse_args()
     if args.check == "noise":
         noise(args.seeds or 20)
     elif args.check == "planted":
-        planted(args.seeds or 10, price_factors=not args.no_price_factors)
+        planted(args.seeds or 10, price_factors=not args.no_price_factors, intercept=not args.no_intercept)
     else:
         real()

@@ -38,6 +38,11 @@ def test_ridge_matches_the_augmented_least_squares_solution():
     b = np.concatenate([yc, np.zeros(4)])
     np.testing.assert_allclose(model.coef, np.linalg.lstsq(A, b, rcond=None)[0], rtol=1e-10)
     np.testing.assert_allclose(model.contributions(X).sum(1) + model.intercept, model.predict(X), rtol=1e-12)
+    flat = fit_ridge(X, y, alpha, intercept=False)  # no drift: plain ridge through the origin
+    A0 = np.vstack([X, math.sqrt(alpha * 300) * np.eye(4)])
+    want = np.linalg.lstsq(A0, np.concatenate([y, np.zeros(4)]), rcond=None)[0]
+    np.testing.assert_allclose(flat.coef, want, rtol=1e-10)
+    assert flat.intercept == 0.0
 
 
 def test_limits_cap_weight_leverage_and_turnover():

@@ -88,24 +88,31 @@ class Ridge:
         return (X - self.mean) * self.coef
 
 
-def fit_ridge(X: Float[np.ndarray, "n factors"], y: Float[np.ndarray, " n"], alpha: float) -> Ridge:
+def fit_ridge(X: Float[np.ndarray, "n factors"], y: Float[np.ndarray, " n"], alpha: float, *,
+              intercept: bool = True) -> Ridge:
     """``min ||y - b - X w||^2 + alpha * n * ||w||^2`` in closed form (intercept unpenalised;
-    ``alpha`` is per sample, so the same value means the same shrinkage for any window)."""
-    mean = X.mean(axis=0)
-    Xc = X - mean
+    ``alpha`` is per sample, so the same value means the same shrinkage for any window).
+    ``intercept=False``: ``b = 0`` and the factors are not centred (no drift forecast)."""
     n, k = X.shape
+    mean = X.mean(axis=0) if intercept else np.zeros(k)
+    Xc = X - mean
+    yc = y - y.mean() if intercept else y
     gram = Xc.T @ Xc + alpha * n * np.eye(k)
-    coef = np.linalg.solve(gram, Xc.T @ (y - y.mean()))
-    return Ridge(coef=coef, intercept=float(y.mean()), mean=mean, alpha=float(alpha))
+    coef = np.linalg.solve(gram, Xc.T @ yc)
+    return Ridge(coef=coef, intercept=float(y.mean()) if intercept else 0.0, mean=mean, alpha=float(alpha))
 
 
 @dataclass(frozen=True)
 class RidgeSettings:
     alphas: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
+    intercept: bool = True
 
 
 def train_ridge(X, y, times, *, cv: CVSettings, settings: RidgeSettings = RidgeSettings(), seed: int = 0):
-    model, best, scores = _choose(lambda a, b, p: fit_ridge(a, b, p), list(settings.alphas), X, y, times, cv)
+    def fit(a, b, p):
+        return fit_ridge(a, b, p, intercept=settings.intercept)
+
+    model, best, scores = _choose(fit, list(settings.alphas), X, y, times, cv)
     return model, {"alpha": best}
 
 

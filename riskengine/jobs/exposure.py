@@ -170,6 +170,7 @@ class PolicyConfig(Strict):
 
 class RidgeConfig(Strict):
     alphas: list[float] = Field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0], min_length=1)
+    intercept: bool = True  # false: no drift forecast (the signal only)
 
 
 class GBTConfig(Strict):
@@ -374,7 +375,8 @@ def run(config: Config, out: Path, *, progress=None, base_dir: Path | None = Non
     for m in config.models:
         t0 = time.perf_counter()
         res = run_walk_forward(
-            m, panel, target, settings=settings, ridge=RidgeSettings(alphas=tuple(config.ridge.alphas)),
+            m, panel, target, settings=settings, ridge=RidgeSettings(alphas=tuple(config.ridge.alphas),
+                                                      intercept=config.ridge.intercept),
             gbt=GBTSettings(learning_rate=config.gbt.learning_rate, grid=tuple(tuple(g) for g in config.gbt.grid),
                             min_child_samples=config.gbt.min_child_samples),
             policy=policy_settings, returns=ret, budget=budget,
