@@ -49,6 +49,7 @@ def test_planted_signal_is_recovered(tmp_path):
     data.update({
         "models": ["ridge", "gbt"],
         "price_factors": {"momentum_days": [], "drawdown_days": 0, "vol_factor": False},  # iid noise only
+        "ridge": {"intercept": False},  # the synthetic market has no drift: the correctly specified model
         "walk_forward": {"start": "2020-01-01", "window_days": 700, "retrain_every_days": 90},
         "costs": {"fee_bp": 0},
         "limits": {"max_leverage": 2.0, "max_weight": 1.0},
