@@ -88,7 +88,7 @@ class FactorConfig(Strict):
     @classmethod
     def _lag(cls, v: int) -> int:
         if v < 0:
-            raise ValueError(f"must be >= 0 (a value is usable only after it is published), got {v}")
+            raise ValueError("must be >= 0 (a value is usable only after it is published)")
         return v
 
     @field_validator("transform")
