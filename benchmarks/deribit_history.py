@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import sys
 import time
@@ -37,10 +38,10 @@ sys.path.insert(0, str(ROOT))
 
 from riskengine.calibration.chain import (  # noqa: E402
     LiquidityFilter,
+    assign_sets,
     calibrate_snapshots,
     chain_prices,
     liquid_quotes,
-    assign_sets,
 )
 from riskengine.calibration.surface import bs_implied_vol  # noqa: E402
 from riskengine.data import list_snapshots, read_chain  # noqa: E402
@@ -106,6 +107,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--currency", default="BTC")
     parser.add_argument("--snapshots", type=int, default=0, help="first N snapshots (0: all)")
+    parser.add_argument("--every", type=int, default=1, help="every k-th snapshot (1: all)")
     parser.add_argument("--models", default="black,heston,svcj")
     parser.add_argument("--temporal-penalty", type=float, default=0.0)
     parser.add_argument("--max-steps", type=int, default=100)
@@ -118,6 +120,7 @@ def main() -> None:
     files = list_snapshots(DATA)
     if args.snapshots:
         files = files[: args.snapshots]
+    files = files[:: args.every]
     models = args.models.split(",")
     chains = [lambda f=f: read_chain(f, currency=args.currency) for f in files]
     last = [0.0]
@@ -128,16 +131,21 @@ def main() -> None:
         last[0] = time.perf_counter()
 
     started = time.perf_counter()
+    cpu_started = time.process_time()
+    load_before = os.getloadavg()
     run = calibrate_snapshots(chains, models=models, fraction=0.2, seed=0,
                               temporal_penalty=args.temporal_penalty, max_steps=args.max_steps,
                               progress=progress)
     wall = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
+    load_after = os.getloadavg()
     record = {
-        "currency": args.currency, "snapshots": len(files), "models": models,
+        "currency": args.currency, "snapshots": len(files), "every": args.every, "models": models,
         "temporal_penalty": args.temporal_penalty, "max_steps": args.max_steps,
-        "wall_seconds": wall, "compile_seconds": run.compile_seconds,
+        "wall_seconds": wall, "cpu_seconds": cpu, "compile_seconds": run.compile_seconds,
+        "load_average_before_after": [load_before, load_after],
         "machine": f"{platform.node()} {platform.processor() or platform.machine()}, "
-                   f"{__import__('os').cpu_count()} CPUs",
+                   f"{os.cpu_count()} CPUs",
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "summary": run.summary,
     }
@@ -182,8 +190,9 @@ def main() -> None:
             "rows": rows,
         }
 
-    print(f"\n{args.currency}: {len(files)} snapshots, {wall:.0f} s wall "
-          f"({run.compile_seconds:.0f} s compiling)\n")
+    print(f"\n{args.currency}: {len(files)} snapshots, {wall:.0f} s wall, {cpu:.0f} s CPU "
+          f"({run.compile_seconds:.0f} s compiling); load average {load_before[0]:.1f} -> "
+          f"{load_after[0]:.1f} on {os.cpu_count()} CPUs\n")
     print("| model | test RMSE (coin) | test MAE | test inside | test quotes | train RMSE | s/snapshot (mean) | converged |")
     print("|---|---|---|---|---|---|---|---|")
     for m in models:

@@ -69,7 +69,7 @@ def test_reader_types_and_drop_counts(tmp_path, compress):
     chain = read_chain(path, currency="btc")
     q = chain.quotes
     assert chain.rows == 6 and len(chain) == 2
-    assert chain.dropped == {"one_sided": 2, "crossed": 1, "expired": 1, "duplicate": 0}
+    assert chain.dropped == {"one_sided": 2, "crossed": 1, "expired": 1, "no_forward": 0, "duplicate": 0}
     assert list(q["instrument_name"]) == ["BTC-30JAN26-80000-P", "BTC-30JAN26-90000-C"]
     np.testing.assert_allclose(q["mid"], [0.0055, 0.031])
     np.testing.assert_allclose(q["spread"], [0.001, 0.002])
@@ -258,3 +258,39 @@ def test_inverse_svcj_is_differentiable_and_vectorised():
                       num_nodes=256), each, rtol=1e-12)
     with pytest.raises(ValueError, match="jump_corr"):
         inverse_price("svcj", BATES, forward=forward, strike=strike, maturity=t, is_call=is_call)
+
+
+# ------------------------------------------------------------------------------------------
+# Market snapshot from a chain
+# ------------------------------------------------------------------------------------------
+
+
+@needs_data
+def test_market_from_a_real_chain():
+    from riskengine.config import validate
+    from riskengine.data import market_from_chain
+    from riskengine.market import MarketSnapshot
+
+    path = list_snapshots(OPTIONS)[60]
+    market = validate(MarketSnapshot, market_from_chain(path, vol_interpolation="linear"))
+    for currency in ("BTC", "ETH"):
+        chain = read_chain(path, currency=currency)
+        u = market.underlyings[currency]
+        assert u.spot == pytest.approx(chain.index)
+        # the one basis reproduces every expiry's forward to within 1%
+        fwd = chain.quotes.groupby("maturity")["forward"].first()
+        np.testing.assert_allclose(market.forward(currency, expiry_years=fwd.index.to_numpy() * 365.25 / 365),
+                                   fwd.to_numpy(), rtol=0.01)
+        # at a quoted out-of-the-money strike of a listed expiry the surface gives its mark IV
+        q = chain.quotes
+        q = q[(q["maturity"] > 30 / 365) & (q["option"] == "put") & (q["strike"] < 0.9 * q["forward"])]
+        row = q.iloc[len(q) // 2]
+        vol = market.implied_vol(currency, strike=row["strike"], expiry_years=row["maturity"] * 365.25 / 365)
+        assert abs(float(vol) - row["mark_iv"]) < 0.02
+
+
+def test_market_from_chain_needs_strikes(tmp_path):
+    from riskengine.data import market_from_chain
+
+    with pytest.raises(ConfigError, match="no BTC expiry with 5 or more strikes"):
+        market_from_chain(_write(tmp_path / "c.csv"), currencies=("BTC",), min_days=1.0)

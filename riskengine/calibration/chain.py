@@ -76,7 +76,7 @@ __all__ = [
 
 CHAIN_MODELS = ("black", "heston", "bates", "svcj")
 PAD = 64
-DEFAULT_CHAIN_NODES = 64
+DEFAULT_CHAIN_NODES = 32
 
 
 @dataclasses.dataclass(frozen=True)

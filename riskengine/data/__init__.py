@@ -5,7 +5,9 @@ from riskengine.data.deribit import (
     DERIBIT_COLUMNS,
     Chain,
     list_snapshots,
+    market_from_chain,
     read_chain,
 )
 
-__all__ = ["DERIBIT_2021_COLUMNS", "DERIBIT_COLUMNS", "Chain", "list_snapshots", "read_chain"]
+__all__ = ["DERIBIT_2021_COLUMNS", "DERIBIT_COLUMNS", "Chain", "list_snapshots", "market_from_chain",
+           "read_chain"]

@@ -4,7 +4,9 @@ Two column layouts are read (the layout is recognised from the header):
 
 - the daily snapshots of ``deribit/options/*.csv.gz`` (:data:`DERIBIT_COLUMNS`): prices in
   coin (``bid_price``, ``ask_price``, ``mark_price``; an empty cell is a missing side),
-  ``futures_price`` the expiry's forward, ``implied_volatility`` the mark IV as a decimal,
+  ``futures_price`` the expiry's forward (where it is empty, as for the one- and two-day
+  expiries from April 2026, Deribit's underlying price ``underlying``, there the index),
+  ``implied_volatility`` the mark IV as a decimal,
   ``time_to_maturity`` in years;
 - the February 2021 chains of ``deribit_2021/*.csv`` (:data:`DERIBIT_2021_COLUMNS`, Deribit's
   ticker API): ``best_bid_price``/``best_ask_price`` in coin (0 is a missing side),
@@ -20,7 +22,7 @@ The result, :class:`Chain`, holds one typed row per quote with both sides quoted
 mark, mid, spread`` (coin), ``bid_usd, ask_usd, mark_usd, mid_usd`` (coin × the expiry's
 forward, as an inverse option's coin premium is worth that many USD on the forward),
 ``forward, index, mark_iv, open_interest`` (and ``set`` if given). Rows without a bid or an
-ask, crossed or locked rows (``bid >= ask``) expired rows (``maturity <= 0``) and repeated
+ask, crossed or locked rows (``bid >= ask``) expired rows (``maturity <= 0``), rows without a forward and repeated
 instruments (the 2021 files hold some tickers twice: the latest capture is kept) are dropped
 and counted in :attr:`Chain.dropped`. A missing column or an unreadable file raises
 :class:`~riskengine.config.ConfigError` naming the file and the column.
@@ -39,7 +41,8 @@ import pandas as pd
 
 from riskengine.config import ConfigError
 
-__all__ = ["DERIBIT_2021_COLUMNS", "DERIBIT_COLUMNS", "Chain", "list_snapshots", "read_chain"]
+__all__ = ["DERIBIT_2021_COLUMNS", "DERIBIT_COLUMNS", "Chain", "list_snapshots", "market_from_chain",
+           "read_chain"]
 
 DERIBIT_COLUMNS = (
     "timestamp", "instrument_name", "option_type", "strike", "expiry_datetime", "bid_price",
@@ -63,7 +66,7 @@ class Chain:
     currency: str
     timestamp: pd.Timestamp
     source: str
-    dropped: dict[str, int]  # one_sided, crossed, expired, duplicate
+    dropped: dict[str, int]  # one_sided, crossed, expired, no_forward, duplicate
     rows: int  # rows of this currency in the file
 
     def __len__(self) -> int:
@@ -126,6 +129,11 @@ def _standard_layout(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
     if bad.any():
         raise ConfigError(f"{path}: column 'option_type': expected call or put "
                           f"(got {frame['option_type'][bad].iloc[0]!r})")
+    forward = _numeric(frame, "futures_price", path)
+    if "underlying" in frame.columns:
+        # Expiries without a listed future (from April 2026 the one- and two-day ones) have no
+        # futures_price; Deribit's underlying for them is the index, in `underlying`.
+        forward = np.where(np.isfinite(forward), forward, _numeric(frame, "underlying", path))
     out = pd.DataFrame({
         "timestamp": timestamp,
         "instrument_name": frame["instrument_name"].astype(str),
@@ -136,7 +144,7 @@ def _standard_layout(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
         "bid": _numeric(frame, "bid_price", path),
         "ask": _numeric(frame, "ask_price", path),
         "mark": _numeric(frame, "mark_price", path),
-        "forward": _numeric(frame, "futures_price", path),
+        "forward": forward,
         "index": _numeric(frame, "index_price", path),
         "mark_iv": _numeric(frame, "implied_volatility", path),
         "open_interest": _numeric(frame, "open_interest", path),
@@ -198,7 +206,7 @@ def read_chain(path: str | Path, *, currency: str = "BTC") -> Chain:
         found = sorted(table["currency"].unique())
         raise ConfigError(f"{path}: no {currency} quotes (currencies in the file: {found})")
     table = table[mine].reset_index(drop=True)
-    for column in ("strike", "forward"):
+    for column in ("strike",):
         values = table[column].to_numpy()
         if not np.all(np.isfinite(values) & (values > 0)):
             row = int(np.flatnonzero(~(np.isfinite(values) & (values > 0)))[0])
@@ -208,11 +216,14 @@ def read_chain(path: str | Path, *, currency: str = "BTC") -> Chain:
     seconds = (table["expiry"] - table["timestamp"]).dt.total_seconds().to_numpy()
     table["maturity"] = seconds / _YEAR_SECONDS
     bid, ask = table["bid"].to_numpy(), table["ask"].to_numpy()
-    one_sided = ~(np.isfinite(bid) & np.isfinite(ask) & (bid > 0) & (ask > 0))
-    expired = ~one_sided & (table["maturity"].to_numpy() <= 0)
-    crossed = ~one_sided & ~expired & (bid >= ask)
+    forward = table["forward"].to_numpy()
+    no_forward = ~(np.isfinite(forward) & (forward > 0))
+    one_sided = ~no_forward & ~(np.isfinite(bid) & np.isfinite(ask) & (bid > 0) & (ask > 0))
+    expired = ~no_forward & ~one_sided & (table["maturity"].to_numpy() <= 0)
+    crossed = ~no_forward & ~one_sided & ~expired & (bid >= ask)
     dropped = {"one_sided": int(one_sided.sum()), "crossed": int(crossed.sum()),
-               "expired": int(expired.sum())}
+               "expired": int(expired.sum()), "no_forward": int(no_forward.sum())}
+    one_sided |= no_forward
     # the same instrument twice (a re-captured ticker): keep the latest capture
     later = table.assign(_row=np.arange(len(table))).sort_values(["timestamp", "_row"], kind="stable")
     valid = ~(one_sided | expired | crossed)
@@ -248,3 +259,76 @@ def list_snapshots(folder: str | Path) -> list[Path]:
     if not files:
         raise ConfigError(f"{folder}: no *.csv or *.csv.gz chain files")
     return files
+
+
+MARKET_MONEYNESS = (0.6, 0.7, 0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.2, 1.35, 1.6)
+
+
+def market_from_chain(
+    path: str | Path,
+    *,
+    currencies: tuple[str, ...] = ("BTC", "ETH"),
+    rate: float = 0.0,
+    moneyness: tuple[float, ...] = MARKET_MONEYNESS,
+    min_days: float = 7.0,
+    vol_interpolation: str = "svi",
+) -> dict:
+    """A market snapshot (the dict :func:`riskengine.market.load_market` reads) from one chain:
+    per currency the spot is the index, ``basis`` the annualised rate through the expiries'
+    forwards (least squares of ``log(F/S) = basis T``, through the origin), and the vol
+    surface the mark IVs of the out-of-the-money quotes, interpolated linearly in log-strike
+    (flat beyond the quoted strikes) onto the strikes ``spot * moneyness`` for every expiry
+    at least ``min_days`` away with at least 5 strikes. ``vol_interpolation: svi`` makes the
+    stress job fit SVI per expiry to that grid, as for any market file; where SVI does not fit
+    the grid within the market's tolerance the surface is read linearly instead (the
+    ``description`` says so)."""
+    underlyings = {}
+    asof = None
+    for currency in currencies:
+        chain = read_chain(path, currency=currency)
+        q = chain.quotes
+        if not len(q):
+            raise ConfigError(f"{path}: no two-sided {currency} quotes to build a market from")
+        asof = chain.timestamp
+        spot = chain.index
+        forwards = q.groupby("maturity")["forward"].first()
+        t = forwards.index.to_numpy(np.float64)
+        basis = float(np.sum(t * np.log(forwards.to_numpy() / spot)) / np.sum(t * t))
+        strikes = [float(round(spot * m, 2)) for m in moneyness]
+        days, vols = [], []
+        for expiry, part in q.groupby("expiry", sort=True):
+            days_to = float(part["maturity"].iloc[0] * 365.0)  # the market file counts 365-day years
+            otm = part[(part["option"] == "call") == (part["strike"] >= part["forward"])]
+            otm = otm[np.isfinite(otm["mark_iv"]) & (otm["mark_iv"] > 0)].sort_values("strike")
+            if days_to < min_days or otm["strike"].nunique() < 5:
+                continue
+            x = np.log(otm["strike"].to_numpy())
+            vols.append([float(v) for v in np.interp(np.log(strikes), x, otm["mark_iv"].to_numpy())])
+            days.append(round(days_to, 4))
+        if not days:
+            raise ConfigError(f"{path}: no {currency} expiry with 5 or more strikes at least "
+                              f"{min_days:g} day(s) out")
+        underlyings[currency] = {"spot": float(spot), "basis": basis,
+                                 "vol_surface": {"expiries_days": days, "strikes": strikes, "vols": vols}}
+    market = {
+        "asof": str(asof.date()),
+        "description": f"Deribit chain {Path(path).name} ({asof}): index spots, basis through "
+                       "the forwards, mark-IV surfaces",
+        "rate": float(rate),
+        "underlyings": underlyings,
+        "vol_interpolation": vol_interpolation,
+    }
+    if vol_interpolation == "svi":
+        # The grid repeats the edge vols beyond each expiry's quoted strikes, which SVI may
+        # not fit within the market's tolerance: then the surface is read linearly (said so).
+        from riskengine.config import validate
+        from riskengine.market import MarketSnapshot
+
+        snapshot = validate(MarketSnapshot, market)
+        try:
+            for name in snapshot.underlyings:
+                snapshot.svi_surface(name)
+        except ConfigError as err:
+            market["vol_interpolation"] = "linear"
+            market["description"] += f"; linear vol interpolation (SVI refused: {err})"
+    return market
