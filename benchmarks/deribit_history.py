@@ -62,7 +62,7 @@ def quantlib_heston(train, start: dict, *, max_iterations: int = 500) -> tuple[d
     flat = ql.YieldTermStructureHandle(ql.FlatForward(today, 0.0, dc))
     expiries = train.groupby("expiry")["forward"].first()
     dates, rates = [today], [0.0]
-    for expiry, forward in expiries.items():
+    for expiry, forward in expiries.items():  # noqa: B007
         d = ql.Date(expiry.day, expiry.month, expiry.year)
         t = dc.yearFraction(today, d)
         dates.append(d)

@@ -182,6 +182,7 @@ class ChainFit:
     params: dict[str, float]
     converged: bool
     objective: float  # sum of squared residuals (penalty rows included)
+    data_objective: float  # the quote rows only: sum ((P - mid) / spread)^2
     steps: int
     seconds: float  # the solve(s), compilation excluded
     compile_seconds: float
@@ -287,7 +288,8 @@ def fit_quotes(
     return ChainFit(
         model=model, params={k: float(v) for k, v in zip(names, best["params"], strict=True)},
         converged=bool(best["successful"]) and bool(np.all(np.isfinite(best["residuals"]))),
-        objective=best["objective"], steps=int(best["steps"]), seconds=seconds,
+        objective=best["objective"], data_objective=float(np.sum(best["residuals"][:n] ** 2)),
+        steps=int(best["steps"]), seconds=seconds,
         compile_seconds=compile_seconds, starts=len(zs), z=np.asarray(best["z"]),
     )
 
@@ -348,7 +350,9 @@ def calibrate_snapshots(
 
     The first snapshot gets cold starts (:func:`starting_points`); each later one starts from
     the previous snapshot's fit of the same model (warm start) and, with
-    ``temporal_penalty > 0``, is penalised for moving away from it. A warm start whose
+    ``temporal_penalty > 0``, is penalised for moving away from it. A Bates/SVCJ warm fit
+    whose quote objective is above that snapshot's Heston fit (which it nests) is refitted
+    from the Heston parameters plus small jumps, and the better of the two kept. A warm start whose
     objective is not finite falls back to the cold starts. Test quotes are priced with the
     fitted parameters and never enter the fit. ``progress(done, total)`` is called after each
     fit. Model prices in the outputs use the 1024-node pricer.
@@ -375,7 +379,7 @@ def calibrate_snapshots(
                           "quotes_train": int(train_mask.sum()),
                           "quotes_test": int((~train_mask).sum())})
         table = quotes[list(FITTED_COLUMNS)].copy()
-        heston_params = None
+        heston_params = heston_fit = None
         for m in order:
             kwargs = dict(objective=objective, bounds=bounds.get(m), num_nodes=num_nodes,
                           max_steps=max_steps)
@@ -385,6 +389,17 @@ def calibrate_snapshots(
                                  temporal_penalty=temporal_penalty, **kwargs)
                 if not math.isfinite(fit.objective):
                     fit = None
+            if (fit is not None and heston_fit is not None and m in _JUMPS
+                    and fit.data_objective > heston_fit.data_objective):
+                # The jump model nests Heston: fitting worse than this snapshot's Heston means
+                # the warm start is stuck; restart from the Heston fit plus small jumps.
+                again = fit_quotes(train, m, starts=starting_points(m, train, starts=1,
+                                                                    heston=heston_fit.params),
+                                   anchor=previous[m].z, temporal_penalty=temporal_penalty,
+                                   **kwargs)
+                again.seconds += fit.seconds
+                fit = again if again.objective < fit.objective else dataclasses.replace(
+                    fit, seconds=again.seconds)
             if fit is None:
                 fit = fit_quotes(train, m, starts=starting_points(m, train, starts=starts,
                                                                   heston=heston_params),
@@ -392,7 +407,7 @@ def calibrate_snapshots(
             compile_seconds += fit.compile_seconds
             previous[m] = fit
             if m == "heston":
-                heston_params = fit.params
+                heston_params, heston_fit = fit.params, fit
             price = chain_prices(quotes, m, fit.params)
             table[f"price_{m}"] = price
             table[f"inside_{m}"] = (price >= quotes["bid"].to_numpy()) & (
