@@ -56,10 +56,10 @@ def _synthetic(tmp: Path, *, ic: float, seed: int, days: int, price_factors: boo
 
 def _run(data: dict, out: Path) -> dict:
     from riskengine.config import validate
-    from riskengine.jobs import exposure
+    from riskengine.jobs import execute, exposure
 
     out.mkdir(parents=True, exist_ok=True)
-    return exposure.run(validate(exposure.Config, data), out)
+    return execute(exposure.ExposureJob(), validate(exposure.Config, data), out).summary
 
 
 def noise(seeds: int) -> None:

@@ -25,7 +25,7 @@ from riskengine.errors import ConfigError, one_line
 from riskengine.models import MODELS, build_model, parameter_names
 from riskengine.paths import resolve_path
 
-__all__ = ["ConfigError", "McConfig", "MarketConfig", "ModelConfig", "Strict", "load_yaml", "resolve_path", "validate"]
+__all__ = ["ConfigError", "McBase", "McConfig", "MarketConfig", "StressMc", "ModelConfig", "Strict", "load_yaml", "resolve_path", "validate"]
 
 
 def override_section(data: dict[str, Any], section: str, *, paths: int | None, seed: int | None) -> dict[str, Any]:
@@ -103,14 +103,15 @@ class EuropeanConfig(Strict):
         return self.option == "call"
 
 
-class McConfig(Strict):
+class McBase(Strict):
+    """What every Monte Carlo section shares: paths, seed, dtype, variance scheme, and the
+    block and chunk sizes of :mod:`riskengine.simulate` (blocks a power of two: they are
+    summed by a halving tree)."""
+
     paths: int = Field(default=100_000, ge=2)
-    steps_per_year: float = Field(default=252, gt=0, allow_inf_nan=False)
     seed: int = Field(default=0, ge=0)
     dtype: Literal["float32", "float64"] = "float32"
     scheme: Literal["qe", "euler"] = "qe"
-    estimator: Literal["smoothed", "plain"] = "smoothed"
-    greeks: bool = True
     block_size: int = Field(default=1024, ge=1)
     chunk_paths: int = Field(default=65536, ge=1)
 
@@ -120,6 +121,21 @@ class McConfig(Strict):
         if value & (value - 1):
             raise ValueError(f"must be a power of two, got {value}")
         return value
+
+
+class McConfig(McBase):
+    """The price job's ``mc``: time steps per year, the estimator, AD Greeks."""
+
+    steps_per_year: float = Field(default=252, gt=0, allow_inf_nan=False)
+    estimator: Literal["smoothed", "plain"] = "smoothed"
+    greeks: bool = True
+
+
+class StressMc(McBase):
+    """The stress job's ``mc``: time steps per day to the longest horizon."""
+
+    paths: int = Field(default=200_000, ge=2)
+    steps_per_day: int = Field(default=1, ge=1)
 
 
 MAX_ALIASES = 100  # YAML anchors expanded per file: a "billion laughs" file stops here

@@ -42,7 +42,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from riskengine import checkpoint, distributed
-from riskengine.models import CorrelatedAssets, Model
+from riskengine.models import GBM, CorrelatedAssets, Model
 
 DEFAULT_BLOCK_SIZE = 1024
 DEFAULT_CHUNK_PATHS = 131072  # paths per compiled call: larger amortises the per-step loop overhead
@@ -633,3 +633,19 @@ def _collect_chunk(block_fn: BlockFn, blocks_per_chunk: int, devices: int = 1) -
     return distributed.shard_blocks(
         chunk, devices=devices, in_specs=(None, distributed.AXIS, None), compiler_options=COMPILER_OPTIONS
     )
+
+
+def independent_normals(
+    *, key: PRNGKeyArray, num_assets: int, paths: int, periods: int, dtype: Any = jnp.float32
+) -> np.ndarray:
+    """``[periods, paths, assets]`` independent standard normals (float64 numpy) from this
+    driver, one whole number of blocks per period (period ``k`` has its own blocks
+    ``fold_in(key, b)``, so the first periods do not depend on how many follow). They are
+    the driver's spot shocks of one unit step, read off a unit-volatility GBM over one year
+    at rate 0 (``log_return = -1/2 + W_1``): the allocation backtest's and the exposure
+    job's scenarios."""
+    per = -(-paths // DEFAULT_BLOCK_SIZE) * DEFAULT_BLOCK_SIZE
+    models = CorrelatedAssets.from_correlation([GBM(sigma=1.0) for _ in range(num_assets)])
+    obs = simulate_paths(models, key=key, times=[1.0], num_paths=per * periods, steps_per_year=1, dtype=dtype)
+    z = np.asarray(obs.log_return[0], np.float64) + 0.5
+    return z.reshape(periods, per, num_assets)[:, :paths]

@@ -15,7 +15,7 @@ import yaml
 from riskengine.allocation.synthetic import planted_signal, theoretical_sharpe
 from riskengine.cli import main
 from riskengine.config import validate
-from riskengine.jobs import exposure
+from riskengine.jobs import execute, exposure
 
 IC = 0.08
 
@@ -41,7 +41,7 @@ def _write(tmp: Path, *, days: int, seed: int, cut: pd.Timestamp | None = None) 
 def _run(data: dict, out: Path) -> dict:
     config = validate(exposure.Config, data)
     out.mkdir(parents=True, exist_ok=True)
-    return exposure.run(config, out)
+    return execute(exposure.ExposureJob(), config, out).summary
 
 
 def test_planted_signal_is_recovered(tmp_path):

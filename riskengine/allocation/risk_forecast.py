@@ -16,40 +16,20 @@ Everything at ``t`` depends on returns up to ``t`` only.
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 from jaxtyping import Float
 
 from riskengine.calibration.garch import MIN_OBSERVATIONS, filter_garch, fit_garch
+from riskengine.models.correlated import correlation_factor, repaired_correlation
 from riskengine.risk import var_and_es
+from riskengine.simulate import independent_normals
 
 
 def simulated_normals(*, assets: int, paths: int, periods: int, seed: int) -> Float[np.ndarray, "periods paths assets"]:
     """Independent standard normals from riskengine's simulator, one block of ``paths`` per
     period (the first ``k`` periods do not depend on how many follow)."""
-    import jax
-
-    from riskengine.models import GBM, CorrelatedAssets
-    from riskengine.simulate import DEFAULT_BLOCK_SIZE, simulate_paths
-
-    per = -(-paths // DEFAULT_BLOCK_SIZE) * DEFAULT_BLOCK_SIZE  # whole blocks per period
-    models = CorrelatedAssets.from_correlation([GBM(sigma=1.0) for _ in range(assets)])
-    obs = simulate_paths(models, key=jax.random.key(seed), times=[1.0], num_paths=per * periods,
-                         steps_per_year=1)
-    z = np.asarray(obs.log_return[0], np.float64) + 0.5
-    return z.reshape(periods, per, assets)[:, :paths]
-
-
-def _correlated(z: np.ndarray, corr: np.ndarray) -> np.ndarray:
-    from riskengine.models.correlated import correlation_factor
-
-    corr = np.clip((corr + corr.T) / 2, -1.0, 1.0)
-    np.fill_diagonal(corr, 1.0)
-    vals, vecs = np.linalg.eigh(corr)
-    if vals.min() < 1e-10:
-        corr = (vecs * np.clip(vals, 1e-10, None)) @ vecs.T
-        d = np.sqrt(np.diag(corr))
-        corr = corr / np.outer(d, d)
-    return z @ correlation_factor(corr).T
+    return independent_normals(key=jax.random.key(seed), num_assets=assets, paths=paths, periods=periods)
 
 
 class RiskForecaster:
@@ -76,7 +56,7 @@ class RiskForecaster:
                 resid[ok, a] = r[ok] / sd if sd > 0 else 0.0
         corr = np.corrcoef(resid, rowvar=False) if n > 1 else np.ones((1, 1))
         corr = np.where(np.isfinite(corr), corr, 0.0)
-        self.shocks = _correlated(normals, corr)
+        self.shocks = normals @ correlation_factor(repaired_correlation(corr)).T
 
     def vol(self, history: Float[np.ndarray, "days assets"]) -> Float[np.ndarray, " assets"]:
         """Daily volatility forecasts for the day after the last row of ``history``."""

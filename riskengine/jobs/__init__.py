@@ -24,11 +24,11 @@ JOB_CLASSES: dict[str, str] = {
     "allocate": "riskengine.jobs.allocate:AllocateJob",
     "backtest": "riskengine.jobs.backtest:BacktestJob",
     "calibrate": "riskengine.jobs.calibrate",
-    "exposure": "riskengine.jobs.exposure",
+    "exposure": "riskengine.jobs.exposure:ExposureJob",
     "hedge": "riskengine.jobs.hedge:HedgeJob",
     "market_making": "riskengine.jobs.market_making:MarketMakingJob",
     "price": "riskengine.jobs.price:PriceJob",
-    "stress": "riskengine.jobs.stress",
+    "stress": "riskengine.jobs.stress:StressJob",
 }
 
 

@@ -58,8 +58,7 @@ from riskengine.config import ConfigError, Strict
 from riskengine.history import load_history
 from riskengine.jobs.allocate import ConstraintsConfig, ObjectiveConfig, build_problem
 from riskengine.jobs.base import Job, JobContext, JobResult, Sampling
-from riskengine.models import GBM, CorrelatedAssets
-from riskengine.models.correlated import correlation_factor
+from riskengine.models.correlated import correlation_factor, repaired_correlation
 from riskengine.report import Report
 from riskengine.risk import (
     christoffersen_coverage_test,
@@ -67,7 +66,7 @@ from riskengine.risk import (
     kupiec_test,
     value_at_risk,
 )
-from riskengine.simulate import DEFAULT_BLOCK_SIZE, simulate_paths
+from riskengine.simulate import independent_normals
 
 DAYS_PER_YEAR = 365
 STRATEGIES = ("strategy", "equal_weight", "inverse_vol")
@@ -215,33 +214,6 @@ class _Forecaster:
         return np.expm1(self.mean + self.vol * shocks)
 
 
-def _independent_normals(*, assets: int, paths: int, rebalances: int, key, dtype) -> np.ndarray:
-    """``[rebalances, paths, assets]`` independent standard normals simulated by riskengine in
-    one call (GBM with sigma 1 over one year at rate 0 has ``log_return = -1/2 + W_1``);
-    rebalance ``k`` takes paths ``k * paths ...``, i.e. its own blocks ``fold_in(key, b)``."""
-
-    per = -(-paths // DEFAULT_BLOCK_SIZE) * DEFAULT_BLOCK_SIZE  # whole blocks per rebalance
-    models = CorrelatedAssets.from_correlation([GBM(sigma=1.0) for _ in range(assets)])
-    obs = simulate_paths(models, key=key, times=[1.0], num_paths=per * rebalances,
-                         steps_per_year=1, dtype=dtype)
-    z = np.asarray(obs.log_return[0], np.float64) + 0.5
-    return z.reshape(rebalances, per, assets)[:, :paths]
-
-
-def _correlate(z: np.ndarray, corr: np.ndarray) -> np.ndarray:
-    """Shocks with correlation ``corr`` (made positive semi-definite if a sample matrix is
-    slightly off) from independent standard normals ``z[paths, assets]``."""
-
-    corr = np.clip((corr + corr.T) / 2, -1.0, 1.0)
-    np.fill_diagonal(corr, 1.0)
-    vals, vecs = np.linalg.eigh(corr)
-    if vals.min() < 1e-10:
-        corr = (vecs * np.clip(vals, 1e-10, None)) @ vecs.T
-        d = np.sqrt(np.diag(corr))
-        corr = corr / np.outer(d, d)
-    return z @ correlation_factor(corr).T
-
-
 # --- the walk-forward ----------------------------------------------------------------------------
 
 def _var(scenario_returns: np.ndarray, weights: np.ndarray, level: float) -> float:
@@ -289,9 +261,8 @@ def _run(config: Config, *, progress=None, base_dir: Path | None = None) -> JobR
 
     days = range(first - 1, len(dates) - 1)  # decision at close of day d, realised on day d+1
     num_days = len(days)
-    normals = _independent_normals(assets=n, paths=config.simulate.paths,
-                                   rebalances=-(-num_days // config.rebalance_days), key=base_key,
-                                   dtype=dtype)
+    normals = independent_normals(key=base_key, num_assets=n, paths=config.simulate.paths,
+                                  periods=-(-num_days // config.rebalance_days), dtype=dtype)
     weights = {s: np.zeros(n) for s in STRATEGIES}
     equity = {s: 1.0 for s in STRATEGIES}
     rec = {s: {"equity": [], "return": [], "var": [], "turnover": [], "cost": []} for s in STRATEGIES}
@@ -306,7 +277,8 @@ def _run(config: Config, *, progress=None, base_dir: Path | None = None) -> JobR
         if rebalance:
             window = log_ret[d + 1 - config.window_days: d + 1]
             forecaster = _Forecaster(config, window, fixed)
-            shocks = forecaster.marginals(_correlate(normals[rebalance_index], forecaster.corr))
+            shocks = forecaster.marginals(
+                normals[rebalance_index] @ correlation_factor(repaired_correlation(forecaster.corr)).T)
         elif forecaster is not None:
             forecaster.update(log_ret[d], rolling_std[d])
         scen = forecaster.scenarios(shocks)
@@ -461,20 +433,8 @@ def _report(summary: dict, table: pd.DataFrame, names: list[str]) -> Report:
     rows = pd.DataFrame(rows)
     report.heading("Strategy and baselines")
     report.table(rows, float_format="{:.4g}", highlight=rows["cond. coverage p"] < 0.05)
-    fig, axes = plt.subplots(2, 1, figsize=(10, 6), sharex=True, gridspec_kw={"height_ratios": [2, 1]})
-    for k in st:
-        eq = table[f"{k}_equity"]
-        axes[0].plot(table["date"], eq, label=k, lw=1.2)
-        axes[1].plot(table["date"], 1 - eq / np.maximum.accumulate(np.maximum(eq, 1.0)), lw=1.0, label=k)
-    axes[0].set_yscale("log")
-    axes[0].set_ylabel("equity (log)")
-    axes[1].set_ylabel("drawdown")
-    axes[1].invert_yaxis()
-    for ax in axes:
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    report.figure(fig, alt="Equity curves and drawdowns of the strategy and the baselines")
+    report.equity_and_drawdown({k: (table["date"], table[f"{k}_equity"]) for k in st},
+                               alt="Equity curves and drawdowns of the strategy and the baselines")
     report.heading(f"Realised return against the forecast one-day VaR {summary['var_level']:g}")
     fig, ax = plt.subplots(figsize=(10, 3.6))
     ax.plot(table["date"], table["strategy_return"], lw=0.6, color="tab:blue", label="realised return")

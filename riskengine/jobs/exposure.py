@@ -62,7 +62,8 @@ from riskengine.allocation.signals import (
 from riskengine.allocation.walk_forward import WalkForwardSettings, retrain_dates, run_walk_forward
 from riskengine.config import ConfigError, Strict
 from riskengine.history import load_history
-from riskengine.report import Report, write_json, write_parquet
+from riskengine.jobs.base import Job, JobContext, JobResult
+from riskengine.report import Report
 from riskengine.risk import (
     christoffersen_coverage_test,
     christoffersen_independence_test,
@@ -248,7 +249,7 @@ class Config(Strict):
         return self
 
 
-def apply_overrides(data: dict[str, Any], *, paths: int | None, seed: int | None) -> dict[str, Any]:
+def _apply_overrides(data: dict[str, Any], *, paths: int | None, seed: int | None) -> dict[str, Any]:
     """``--paths`` sets ``risk.paths`` (the simulated one-day scenarios of the risk forecast);
     ``--seed`` sets ``seed``."""
     data = dict(data)
@@ -296,7 +297,7 @@ def _input_paths(config: Config) -> list[tuple[str, str]]:
     return prices + factors + funding
 
 
-def _skip(config: Config, out: Path, base_dir: Path | None) -> dict | None:
+def _skip(config: Config, base_dir: Path | None) -> JobResult | None:
     missing = [(f, p) for f, p in _input_paths(config) if not resolve(p, base_dir).exists()]
     if not missing:
         return None
@@ -305,17 +306,31 @@ def _skip(config: Config, out: Path, base_dir: Path | None) -> dict | None:
               "missing); if_missing: skip, so nothing was run")
     summary = {"job": "exposure", "skipped": reason, "missing": [p for _, p in missing],
                "paths": config.risk.paths, "seed": config.seed}
-    rep = Report("Dynamic exposure — not run")
-    rep.paragraph(reason)
-    rep.write(out / "report.html")
-    write_json(out / "summary.json", summary)
-    return summary
+
+    def report(summary: dict) -> Report:
+        rep = Report("Dynamic exposure — not run")
+        rep.paragraph(reason)
+        return rep
+
+    return JobResult(summary=summary, report=report)
 
 
-def run(config: Config, out: Path, *, progress=None, base_dir: Path | None = None) -> dict:
-    started = time.perf_counter()
+class ExposureJob(Job):
+    """Factor-driven dynamic exposure: walk-forward signals sized within risk limits."""
+
+    name = "exposure"
+    Config = Config
+
+    def apply_overrides(self, data: dict[str, Any], *, paths: int | None, seed: int | None) -> dict[str, Any]:
+        return _apply_overrides(data, paths=paths, seed=seed)
+
+    def run(self, config: Config, context: JobContext) -> JobResult:
+        return _run(config, progress=context.progress, base_dir=context.base_dir)
+
+
+def _run(config: Config, *, progress=None, base_dir: Path | None = None) -> JobResult:
     if config.if_missing == "skip":
-        skipped = _skip(config, out, base_dir)
+        skipped = _skip(config, base_dir)
         if skipped is not None:
             return skipped
     wf = config.walk_forward
@@ -542,15 +557,13 @@ def run(config: Config, out: Path, *, progress=None, base_dir: Path | None = Non
         "significance": _verdicts(stats_out, comparisons, config.models),
         "timings": timings,
     }
-    write_parquet(out / "positions.parquet", positions_table)
-    write_parquet(out / "pnl.parquet", pnl_table)
-    write_parquet(out / "importance.parquet", pd.DataFrame(imp_rows))
-    summary["seconds"] = time.perf_counter() - started
-    _report(summary, pnl_table, positions_table, pd.DataFrame(imp_rows), realised).write(out / "report.html")
-    write_json(out / "summary.json", summary)
+    importance = pd.DataFrame(imp_rows)
     if progress is not None:
         progress(1, 1)
-    return summary
+    return JobResult(
+        summary=summary, tables={"positions": positions_table, "pnl": pnl_table, "importance": importance},
+        report=lambda summary: _report(summary, pnl_table, positions_table, importance, realised),
+    )
 
 
 def _buy_and_hold(initial, returns, tradable, limits):
@@ -636,21 +649,11 @@ def _report(summary: dict, table: pd.DataFrame, positions: pd.DataFrame, importa
                      "p": m["deflated_sharpe_p"] if m["deflated_sharpe_p"] is not None else np.nan})
     rep.heading("Strategies and baselines (net of costs)")
     rep.table(pd.DataFrame(rows), float_format="{:.3g}")
-    fig, axes = plt.subplots(2, 1, figsize=(10, 6), sharex=True, gridspec_kw={"height_ratios": [2, 1]})
+    curves = {}
     for s in st:
         f = table[table["strategy"] == s].iloc[realised]
-        eq = np.cumprod(1.0 + f["return"].to_numpy())
-        axes[0].plot(f["date"], eq, lw=1.1, label=s)
-        axes[1].plot(f["date"], 1 - eq / np.maximum.accumulate(np.maximum(eq, 1.0)), lw=0.9, label=s)
-    axes[0].set_yscale("log")
-    axes[0].set_ylabel("equity (log)")
-    axes[1].set_ylabel("drawdown")
-    axes[1].invert_yaxis()
-    for ax in axes:
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, ncol=4)
-    fig.tight_layout()
-    rep.figure(fig, alt="Equity curves and drawdowns against the baselines")
+        curves[s] = (f["date"], np.cumprod(1.0 + f["return"].to_numpy()))
+    rep.equity_and_drawdown(curves, alt="Equity curves and drawdowns against the baselines")
     rep.heading("Exposures over time")
     models = summary["models"]
     fig, axes = plt.subplots(len(models), 1, figsize=(10, 2.2 * len(models)), sharex=True, squeeze=False)

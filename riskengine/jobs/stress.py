@@ -35,25 +35,16 @@ from riskengine import revaluation
 from riskengine.book import Book, base_values, load_book, read_book_table
 from riskengine.budget import Estimate
 from riskengine.calibration import load_garch
-from riskengine.config import ConfigError, ModelConfig, Strict
+from riskengine.config import ConfigError, ModelConfig, StressMc, Strict
 from riskengine.history import load_history
 from riskengine.instruments import book_margin
+from riskengine.jobs.base import Job, JobContext, JobResult, Sampling
 from riskengine.limits import breaches, check_limit
 from riskengine.market import MarketSnapshot, load_market
 from riskengine.models import CorrelatedAssets
 from riskengine.paths import resolve_path
-from riskengine.report import stress_report, write_json, write_parquet
+from riskengine.report import stress_report
 from riskengine.scenarios import load_scenarios
-
-
-class StressMc(Strict):
-    paths: int = Field(default=200_000, ge=2)
-    seed: int = Field(default=0, ge=0)
-    dtype: Literal["float32", "float64"] = "float32"
-    scheme: Literal["qe", "euler"] = "qe"
-    steps_per_day: int = Field(default=1, ge=1)
-    block_size: int = Field(default=1024, ge=1)
-    chunk_paths: int = Field(default=65536, ge=1)
 
 
 class RiskConfig(Strict):
@@ -111,7 +102,21 @@ class Config(Strict):
         return self
 
 
-def estimate(config: Config, *, base_dir: Path | None = None) -> Estimate:
+class StressJob(Job):
+    """The overnight run: the book revalued on simulated paths and named scenarios."""
+
+    name = "stress"
+    Config = Config
+    sampling = Sampling(paths="mc.paths", seed="mc.seed", dtype="mc.dtype")
+
+    def estimate(self, config: Config, context: JobContext) -> Estimate:
+        return _estimate(config, context.base_dir)
+
+    def run(self, config: Config, context: JobContext) -> JobResult:
+        return _run(config, progress=context.progress, base_dir=context.base_dir)
+
+
+def _estimate(config: Config, base_dir: Path | None) -> Estimate:
     """Paths × steps × underlyings simulated, paths × horizons × positions revalued (twice:
     P&L, then contributions); every path's P&L per horizon and underlying is kept."""
     table = read_book_table(resolve_path(config.book, base_dir))
@@ -128,10 +133,9 @@ def estimate(config: Config, *, base_dir: Path | None = None) -> Estimate:
     )
 
 
-def run(config: Config, out: Path, *, progress=None, base_dir: Path | None = None) -> dict:
-    """Run the stress job into ``out`` (summary.json, pnl.parquet, scenarios.parquet,
-    report.html); returns the summary."""
-    started = time.perf_counter()
+def _run(config: Config, *, progress=None, base_dir: Path | None = None) -> JobResult:
+    """The stress job's figures (summary), tables ``pnl`` and ``scenarios``, its report, and
+    exit code 3 on a limit breach (``--fail-on-breach``)."""
     market = load_market(resolve_path(config.market, base_dir))
     book = load_book(resolve_path(config.book, base_dir), market)
     scenarios = [] if config.scenarios == "none" else load_scenarios(config.scenarios)
@@ -189,19 +193,12 @@ def run(config: Config, out: Path, *, progress=None, base_dir: Path | None = Non
     summary["breaches"] = breaches(config.limits, summary)
     lap("margin_and_limits")
     summary["seconds_by_phase"] = phases
-    summary["seconds"] = time.perf_counter() - started
-
-    write_json(out / "summary.json", summary)
-    write_parquet(out / "pnl.parquet", simulated.pnl_table(pnl))
-    write_parquet(out / "scenarios.parquet", scenario_table)
-    report = stress_report(summary, pnl, horizons_days=config.horizons_days, confidence=levels.confidence)
-    report.write(out / "report.html")
-    return summary
-
-
-def exit_code(summary: dict) -> int:
-    """Nonzero when a limit is breached (used with ``--fail-on-breach``)."""
-    return 3 if summary.get("breaches") else 0
+    return JobResult(
+        summary=summary, tables={"pnl": simulated.pnl_table(pnl), "scenarios": scenario_table},
+        report=lambda summary: stress_report(summary, pnl, horizons_days=config.horizons_days,
+                                             confidence=levels.confidence),
+        exit_code=3 if summary["breaches"] else 0,
+    )
 
 
 def _assets(config: Config, book: Book, market: MarketSnapshot) -> CorrelatedAssets:

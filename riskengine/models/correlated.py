@@ -17,6 +17,21 @@ from jaxtyping import Array, Float
 from riskengine.models.base import Model
 
 
+def repaired_correlation(correlation) -> np.ndarray:
+    """A sample correlation matrix made a valid one: symmetrised, clipped to [-1, 1], unit
+    diagonal, and (when not positive semi-definite) its negative eigenvalues raised to 1e-10
+    and the diagonal renormalised to one."""
+    corr = np.asarray(correlation, np.float64)
+    corr = np.clip((corr + corr.T) / 2, -1.0, 1.0)
+    np.fill_diagonal(corr, 1.0)
+    vals, vecs = np.linalg.eigh(corr)
+    if vals.min() < 1e-10:
+        corr = (vecs * np.clip(vals, 1e-10, None)) @ vecs.T
+        d = np.sqrt(np.diag(corr))
+        corr = corr / np.outer(d, d)
+    return corr
+
+
 def correlation_factor(correlation, *, names: Sequence[str] | None = None, tol: float = 1e-10) -> np.ndarray:
     """A matrix L with L @ L.T == correlation, after checking it is a valid correlation.
 

@@ -6,11 +6,13 @@ import base64
 import html
 import io
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 _STYLE = """
@@ -81,6 +83,24 @@ class Report:
         plt.close(fig)
         data = base64.b64encode(buffer.getvalue()).decode("ascii")
         self._parts.append(f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">')
+
+    def equity_and_drawdown(self, curves: dict[str, tuple[Any, np.ndarray]], *, alt: str) -> None:
+        """Equity curves (log scale) over their drawdowns, one line per name: ``curves`` maps
+        a name to ``(dates, equity)``."""
+        fig, axes = plt.subplots(2, 1, figsize=(10, 6), sharex=True, gridspec_kw={"height_ratios": [2, 1]})
+        for name, (dates, equity) in curves.items():
+            equity = np.asarray(equity, np.float64)
+            axes[0].plot(dates, equity, lw=1.2, label=name)
+            axes[1].plot(dates, 1 - equity / np.maximum.accumulate(np.maximum(equity, 1.0)), lw=1.0, label=name)
+        axes[0].set_yscale("log")
+        axes[0].set_ylabel("equity (log)")
+        axes[1].set_ylabel("drawdown")
+        axes[1].invert_yaxis()
+        for ax in axes:
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8, ncol=4)
+        fig.tight_layout()
+        self.figure(fig, alt=alt)
 
     def render(self) -> str:
         body = "\n".join(self._parts)
