@@ -28,7 +28,7 @@ from typing import Any
 import riskengine
 from riskengine import budget, checkpoint, distributed
 from riskengine.cache import enable_compilation_cache
-from riskengine.config import load_yaml, override_section, validate
+from riskengine.config import load_yaml, validate
 from riskengine.errors import ConfigError, one_line
 from riskengine.jobs import JOBS, Job, JobContext, execute
 from riskengine.report.output import (
@@ -41,10 +41,6 @@ from riskengine.report.output import (
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 1
 DEFAULT_MAX_HOURS = 24.0
-
-
-def _apply_overrides(data: dict[str, Any], *, paths: int | None, seed: int | None) -> dict[str, Any]:
-    return override_section(data, "mc", paths=paths, seed=seed)
 
 
 def _progress_bar(enabled: bool):
@@ -87,15 +83,9 @@ def run_job(
         raise ConfigError(f"job: unknown job kind {one_line(repr(kind), limit=60)}; expected one of {sorted(JOBS)}")
     job = JOBS[kind]
     base_dir = Path(config_path).parent
-    if isinstance(job, Job):
-        data = job.apply_overrides(data, paths=paths, seed=seed)
-        config = validate(job.Config, data, context={"base_dir": base_dir})
-        dtype = job.dtype(config)
-    else:  # a module of the older shape: Config, run(config, out), apply_overrides
-        data = getattr(job, "apply_overrides", _apply_overrides)(data, paths=paths, seed=seed)
-        config = validate(job.Config, data, context={"base_dir": base_dir})
-        dtype = getattr(getattr(config, "mc", None), "dtype", "float32")
-    if dtype == "float64":
+    data = job.apply_overrides(data, paths=paths, seed=seed)
+    config = validate(job.Config, data, context={"base_dir": base_dir})
+    if job.dtype(config) == "float64":
         jax.config.update("jax_enable_x64", True)
     shown = out if out else str(Path("out") / Path(config_path).stem)
     out_dir = Path(shown)
@@ -120,12 +110,8 @@ def run_job(
     update, close = _progress_bar(progress and me == 0)
     try:
         with checkpoint.active(saved), atomic_directory(target, shown=shown, job=kind) as tmp:
-            if isinstance(job, Job):
-                result = execute(job, config, tmp, base_dir=base_dir, progress=update)
-                summary, exit_code = result.summary, result.exit_code
-            else:
-                summary = job.run(config, tmp, progress=update, base_dir=base_dir)
-                exit_code = getattr(job, "exit_code", lambda summary: 0)(summary)
+            result = execute(job, config, tmp, base_dir=base_dir, progress=update)
+            summary, exit_code = result.summary, result.exit_code
     except ConfigError:
         saved.remove()  # bad input: nothing worth resuming, nothing left behind
         remove_empty(created)
@@ -164,16 +150,11 @@ def _not_converged(summary: Any, where: str = "") -> list[str]:
     return found[:10]
 
 
-def _check_budget(job: Any, config: Any, *, base_dir: Path, max_hours: float, quiet: bool) -> None:
+def _check_budget(job: Job, config: Any, *, base_dir: Path, max_hours: float, quiet: bool) -> None:
     """Refuse a run that cannot fit in memory or would exceed ``max_hours`` (one line with
     the estimate); print the estimate of a large run that will fit."""
 
-    if isinstance(job, Job):
-        estimate = job.estimate(config, JobContext(base_dir=base_dir))
-    elif hasattr(job, "estimate"):
-        estimate = job.estimate(config, base_dir=base_dir)
-    else:
-        estimate = None
+    estimate = job.estimate(config, JobContext(base_dir=base_dir))
     if estimate is None:
         return
     line = budget.check(estimate, max_hours=max_hours)

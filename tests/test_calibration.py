@@ -37,6 +37,7 @@ from riskengine.calibration.svi import butterfly_violations
 from riskengine.config import ConfigError, validate
 from riskengine.jobs import JOBS
 from riskengine.jobs import calibrate as calibrate_job
+from riskengine.paths import resolve_path
 
 REPO = Path(__file__).resolve().parent.parent
 SURFACE_CSV = REPO / "configs" / "data" / "btc_surface.csv"
@@ -396,8 +397,8 @@ def test_calibrate_config_errors():
     with pytest.raises(ConfigError, match="surface: cannot read"):
         calibrate_job.run(config, Path("."))
     # Paths: from the current directory when the file is there, else from the config's folder.
-    assert calibrate_job._resolve("data/btc_surface.csv", SURFACE_CSV.parents[1]) == SURFACE_CSV
-    assert calibrate_job._resolve(str(SURFACE_CSV), Path("/elsewhere")) == SURFACE_CSV
+    assert resolve_path("data/btc_surface.csv", SURFACE_CSV.parents[1]) == SURFACE_CSV
+    assert resolve_path(str(SURFACE_CSV), Path("/elsewhere")) == SURFACE_CSV
 
 
 def test_calibrate_job_through_the_cli(tmp_path, btc_fit, monkeypatch):
@@ -405,7 +406,7 @@ def test_calibrate_job_through_the_cli(tmp_path, btc_fit, monkeypatch):
 
     monkeypatch.chdir(REPO)
     # A no-op once riskengine.jobs registers the job (it does); kept so the test never skips.
-    monkeypatch.setitem(JOBS, "calibrate", calibrate_job)
+    monkeypatch.setitem(JOBS, "calibrate", calibrate_job.CalibrateJob())
     out = tmp_path / "cal"
     assert main(["run", str(CONFIG), "--out", str(out), "--no-progress"]) == 0
     assert load_calibrated_model(out)["name"] == "heston"

@@ -1,8 +1,7 @@
 """Job kinds: the registry maps each ``job:`` value to its :class:`~riskengine.jobs.base.Job`
 class, explicitly, by name; a job's module is imported when the job is first asked for, so
 a price job does not pay for importing the allocation solvers, the hedging package or the
-exposure models. (A value without ``:`` names a module of the older shape, ``Config`` plus
-``run(config, out)`` writing its own files, which the CLI still runs.)
+exposure models.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from riskengine.jobs.base import (
 JOB_CLASSES: dict[str, str] = {
     "allocate": "riskengine.jobs.allocate:AllocateJob",
     "backtest": "riskengine.jobs.backtest:BacktestJob",
-    "calibrate": "riskengine.jobs.calibrate",
+    "calibrate": "riskengine.jobs.calibrate:CalibrateJob",
     "exposure": "riskengine.jobs.exposure:ExposureJob",
     "hedge": "riskengine.jobs.hedge:HedgeJob",
     "market_making": "riskengine.jobs.market_making:MarketMakingJob",
@@ -32,11 +31,10 @@ JOB_CLASSES: dict[str, str] = {
 }
 
 
-def load_job(target: str) -> Any:
-    """The :class:`Job` instance (or older-shape module) a registry entry names."""
+def load_job(target: str) -> Job:
+    """The :class:`Job` a registry entry (``"module:Class"``) names."""
     module, _, cls = target.partition(":")
-    loaded = importlib.import_module(module)
-    return getattr(loaded, cls)() if cls else loaded
+    return getattr(importlib.import_module(module), cls)()
 
 
 class _Registry(dict):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -20,14 +19,16 @@ from riskengine.calibration import write_calibrated_model
 from riskengine.calibration.chain import ChainRun, LiquidityFilter, calibrate_snapshots
 from riskengine.calibration.surface import bs_implied_vol
 from riskengine.data import list_snapshots, read_chain
-from riskengine.report import Report, write_json, write_parquet
+from riskengine.jobs.base import JobResult
+from riskengine.report import Report
 
 _YEAR = pd.Timedelta(days=365.25)
 _SIMULATOR_NAME = {"black": "gbm"}  # Black's one volatility is GBM's sigma
 
 
-def run_chain(config, out: Path, *, progress, path: Path) -> dict:
-    started = time.perf_counter()
+def run_chain(config, *, progress, path: Path) -> JobResult:
+    """The calibrate job on Deribit chains: the figures, tables ``fitted`` and
+    ``params_history``, each model's ``<model>/params.yaml`` and ``params.json``, the report."""
     files = list_snapshots(path) if path.is_dir() else [path]
     currency = config.surface.currency.upper()
     rules = LiquidityFilter(**(config.filter.model_dump() if config.filter else {}))
@@ -70,27 +71,24 @@ def run_chain(config, out: Path, *, progress, path: Path) -> dict:
         "paths": config.mc.paths if config.mc is not None else None,  # unused (no Monte Carlo)
         "compile_seconds": result.compile_seconds,
     }
-    for model, params in result.last_params.items():
-        folder = out / model
-        folder.mkdir(parents=True, exist_ok=True)
-        name = _SIMULATOR_NAME.get(model, model)
-        stats = result.summary[model]["test"]
-        rmse = "n/a" if stats["rmse"] is None else f"{stats['rmse']:.3g}"
-        write_calibrated_model(
-            folder, name, params,
-            comment=(f"{model} calibrated by `riskengine run` (job: calibrate) to the {currency} "
-                     f"Deribit chain {result.snapshots[-1]['source']} ({result.snapshots[-1]['timestamp']}); "
-                     f"test RMSE {rmse} coin.\nUse it from another job as  model: {{from: <this directory>}}"))
-        (folder / "params.json").write_text(json.dumps(
-            {"model": {"name": name, "params": params}, "fitted_as": model,
-             "timestamp": result.snapshots[-1]["timestamp"]}, indent=2))
-    write_parquet(out / "fitted.parquet", result.fitted)
-    write_parquet(out / "params_history.parquet", result.history)
-    summary["seconds"] = time.perf_counter() - started
-    _report(config, result, summary).write(out / "report.html")
-    summary["seconds"] = time.perf_counter() - started
-    write_json(out / "summary.json", summary)
-    return summary
+    def write_models(out: Path) -> None:
+        for model, params in result.last_params.items():
+            folder = out / model
+            folder.mkdir(parents=True, exist_ok=True)
+            name = _SIMULATOR_NAME.get(model, model)
+            stats = result.summary[model]["test"]
+            rmse = "n/a" if stats["rmse"] is None else f"{stats['rmse']:.3g}"
+            write_calibrated_model(
+                folder, name, params,
+                comment=(f"{model} calibrated by `riskengine run` (job: calibrate) to the {currency} "
+                         f"Deribit chain {result.snapshots[-1]['source']} ({result.snapshots[-1]['timestamp']}); "
+                         f"test RMSE {rmse} coin.\nUse it from another job as  model: {{from: <this directory>}}"))
+            (folder / "params.json").write_text(json.dumps(
+                {"model": {"name": name, "params": params}, "fitted_as": model,
+                 "timestamp": result.snapshots[-1]["timestamp"]}, indent=2))
+
+    return JobResult(summary=summary, tables={"fitted": result.fitted, "params_history": result.history},
+                     writers=[write_models], report=lambda summary: _report(config, result, summary))
 
 
 def _ivs(frame: pd.DataFrame, price: np.ndarray) -> np.ndarray:

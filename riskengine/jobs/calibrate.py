@@ -87,7 +87,10 @@ from riskengine.calibration import (
 )
 from riskengine.calibration.heston import DEFAULT_NUM_NODES
 from riskengine.config import ConfigError, MarketConfig, McConfig, Strict
-from riskengine.report import Report, write_json, write_parquet
+from riskengine.jobs._chain import run_chain
+from riskengine.jobs.base import Job, JobContext, JobResult, Sampling, execute
+from riskengine.paths import resolve_path
+from riskengine.report import Report
 
 
 class DeribitSurfaceConfig(Strict):
@@ -216,23 +219,28 @@ class Config(Strict):
         return self
 
 
-def _resolve(path: str, base_dir: Path | None) -> Path:
-    p = Path(path)
-    if p.is_absolute() or p.exists() or base_dir is None:
-        return p
-    return base_dir / p
+class CalibrateJob(Job):
+    """Model parameters fitted to an option surface, Deribit chains, or daily returns (GARCH)."""
+
+    name = "calibrate"
+    Config = Config
+    sampling = Sampling(paths="mc.paths", seed="mc.seed")  # unused: no Monte Carlo
+
+    def run(self, config: Config, context: JobContext) -> JobResult:
+        if isinstance(config.surface, DeribitSurfaceConfig):
+            return run_chain(config, progress=context.progress, path=context.resolve(config.surface.deribit))
+        if config.model.name in GARCH_MODEL_NAMES:
+            return _run_garch(config, base_dir=context.base_dir)
+        return _run_surface(config, base_dir=context.base_dir)
 
 
 def run(config: Config, out: Path, *, progress=None, base_dir: Path | None = None) -> dict:
-    if isinstance(config.surface, DeribitSurfaceConfig):
-        from riskengine.jobs._chain import run_chain
+    """Run the job into the folder ``out`` (as ``riskengine run`` does); the summary."""
+    return execute(CalibrateJob(), config, out, base_dir=base_dir, progress=progress).summary
 
-        return run_chain(config, out, progress=progress,
-                         path=_resolve(config.surface.deribit, base_dir))
-    if config.model.name in GARCH_MODEL_NAMES:
-        return _run_garch(config, out, base_dir=base_dir)
-    started = time.perf_counter()
-    surface_path = _resolve(config.surface, base_dir)
+
+def _run_surface(config: Config, *, base_dir: Path | None) -> JobResult:
+    surface_path = resolve_path(config.surface, base_dir)
     market = config.market
     fit = config.fit
     with jax.enable_x64(True):
@@ -256,7 +264,6 @@ def run(config: Config, out: Path, *, progress=None, base_dir: Path | None = Non
             starts=fit.starts, initial=config.model.initial or None, bounds=fit.bounds or None,
             feller_weight=fit.feller_weight, num_nodes=fit.num_nodes, max_steps=fit.max_steps,
         )
-    del progress  # one vectorised solve: nothing to report along the way
     summary = {
         "job": "calibrate",
         **result.to_dict(),
@@ -266,20 +273,16 @@ def run(config: Config, out: Path, *, progress=None, base_dir: Path | None = Non
         "market": {"spot": market.spot, "rate": market.rate, "dividend": market.dividend},
         "paths": config.mc.paths if config.mc is not None else None,  # unused (no Monte Carlo)
         "calibration_seconds": result.seconds,
-        "seconds": time.perf_counter() - started,
     }
-    write_calibrated_model(
-        out, result.model, result.params,
-        comment=(f"Calibrated by `riskengine run` (job: calibrate) to {surface_path.name}: "
-                 f"{len(surface)} quotes, RMSE {result.rmse_vol_points:.4g} vol points, "
-                 f"converged: {str(result.converged).lower()}.\n"
-                 f"Use it from another job as  model: {{from: <this directory>}}"),
+    comment = (f"Calibrated by `riskengine run` (job: calibrate) to {surface_path.name}: "
+               f"{len(surface)} quotes, RMSE {result.rmse_vol_points:.4g} vol points, "
+               f"converged: {str(result.converged).lower()}.\n"
+               f"Use it from another job as  model: {{from: <this directory>}}")
+    return JobResult(
+        summary=summary, tables={"fit": result.quotes},
+        writers=[lambda out: write_calibrated_model(out, result.model, result.params, comment=comment)],
+        report=lambda summary: _report(config, result, summary),
     )
-    write_parquet(out / "fit.parquet", result.quotes)
-    summary["seconds"] = time.perf_counter() - started
-    _report(config, result, summary).write(out / "report.html")
-    write_json(out / "summary.json", summary)
-    return summary
 
 
 def _report(config: Config, result: CalibrationResult, summary: dict) -> Report:
@@ -386,9 +389,8 @@ def _report(config: Config, result: CalibrationResult, summary: dict) -> Report:
 # --------------------------------------------------------------------------------------------
 
 
-def _run_garch(config: Config, out: Path, *, base_dir: Path | None) -> dict:
-    started = time.perf_counter()
-    path = _resolve(config.returns, base_dir)
+def _run_garch(config: Config, *, base_dir: Path | None) -> JobResult:
+    path = resolve_path(config.returns, base_dir)
     kind = GARCH_MODEL_NAMES[config.model.name]
     returns = load_returns(path, config.asset)
     try:
@@ -422,24 +424,21 @@ def _run_garch(config: Config, out: Path, *, base_dir: Path | None) -> dict:
         "paths": config.mc.paths if config.mc is not None else None,  # unused (no Monte Carlo)
         "calibration_seconds": fit_seconds,
     }
-    write_garch_model(
-        out, result, asset=config.asset,
-        comment=(f"Calibrated by `riskengine run` (job: calibrate) to daily log returns of {config.asset} in "
-                 f"{path.name}: {returns.size} days, {config.model.name}/{config.distribution}, "
-                 f"converged: {str(result.converged).lower()}.\n"
-                 "A daily discrete-time model: read it with riskengine.calibration.load_garch, e.g. the "
-                 f"stress job's  fhs: {{from: {{{config.asset}: <this directory>}}}}"),
-    )
+    comment = (f"Calibrated by `riskengine run` (job: calibrate) to daily log returns of {config.asset} in "
+               f"{path.name}: {returns.size} days, {config.model.name}/{config.distribution}, "
+               f"converged: {str(result.converged).lower()}.\n"
+               "A daily discrete-time model: read it with riskengine.calibration.load_garch, e.g. the "
+               f"stress job's  fhs: {{from: {{{config.asset}: <this directory>}}}}")
     eps = returns - result.params["mu"]
-    write_parquet(out / "filtered.parquet", pd.DataFrame({
+    filtered = pd.DataFrame({
         "date": dates, "return": returns, "conditional_vol": result.conditional_vol,
         "standardised_residual": eps / result.conditional_vol,
-    }))
-    summary["seconds"] = time.perf_counter() - started
-    _garch_report(config, result, summary, dates, returns).write(out / "report.html")
-    summary["seconds"] = time.perf_counter() - started
-    write_json(out / "summary.json", summary)
-    return summary
+    })
+    return JobResult(
+        summary=summary, tables={"filtered": filtered},
+        writers=[lambda out: write_garch_model(out, result, asset=config.asset, comment=comment)],
+        report=lambda summary: _garch_report(config, result, summary, dates, returns),
+    )
 
 
 def _garch_report(config: Config, result: GarchResult, summary: dict, dates, returns) -> Report:
