@@ -211,13 +211,13 @@ class MarketMakingJob(Job):
     sampling = Sampling(paths="simulation.paths", seed="simulation.seed", dtype="simulation.dtype")
 
     def estimate(self, config: Config, context: JobContext) -> Estimate:
-        return _estimate(config, context.base_dir)
+        return _estimate(config)
 
     def run(self, config: Config, context: JobContext) -> JobResult:
         return _run(config, progress=context.progress, base_dir=context.base_dir)
 
 
-def _estimate(config: Config, base_dir: Path | None) -> Estimate:
+def _estimate(config: Config) -> Estimate:
     """Paths × quoting steps, for the strategy and the symmetric benchmark; memory: a few
     numbers per path, one batch's state, and the sample path kept for the report (five
     series of one value per step, per strategy, on device and copied to the host)."""
