@@ -88,8 +88,8 @@ class ModelConfig(Strict):
 
 class MarketConfig(Strict):
     spot: float = Field(gt=0, allow_inf_nan=False)
-    rate: float = Field(default=0.0, allow_inf_nan=False)
-    dividend: float = Field(default=0.0, allow_inf_nan=False)
+    rate: float = Field(default=0.0, ge=-1.0, le=5.0, allow_inf_nan=False)  # continuously compounded
+    dividend: float = Field(default=0.0, ge=-1.0, le=5.0, allow_inf_nan=False)
 
 
 class EuropeanConfig(Strict):

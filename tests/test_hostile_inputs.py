@@ -86,6 +86,15 @@ CASES = {
     "a 1 MB value": (changed(PRICE, model__name="x" * 1_000_000), {}, [], ["model.name", "chars]"]),
     "billion laughs": (billion_laughs(), {}, [], ["config", "expands to more than", "aliases"]),
     "unknown command-line value": (PRICE, {}, ["--paths", "many"], ["--paths", "many"]),
+    # boundaries: the first value outside each range
+    "book multiplier 0": (STRESS, {"book.csv": HEADER + ROW.replace(",1,0.005,", ",0,0.005,")}, [],
+                          ["multiplier must be > 0", "0.0"]),
+    "book mmr above 1": (STRESS, {"book.csv": HEADER + ROW.replace(",0.005,", ",1.5,")}, [], ["mmr", "(0, 1]"]),
+    "stablecoin priced at 0": (STRESS, {"market.yaml": yaml.safe_dump(changed(MARKET, stablecoins__USDT=0.0))}, [],
+                               ["stablecoins.USDT", "greater than 0"]),
+    "rate of 600%": (changed(PRICE, market__rate=6.0), {}, [], ["market.rate", "6.0"]),
+    "paths 1": (changed(PRICE, mc__paths=1), {}, [], ["mc.paths", "1"]),
+    "block size not a power of two": (changed(STRESS, mc__block_size=1000), {}, [], ["mc.block_size", "power of two"]),
 }
 
 
@@ -111,3 +120,15 @@ def test_hostile_input_is_one_line_exit_2_and_writes_nothing(case, tmp_path, cap
     for fragment in fragments:
         assert fragment in err[0], (fragment, err[0])
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no out/, no checkpoint, no temp
+
+
+def test_a_large_run_that_fits_prints_its_estimate_and_a_small_one_does_not():
+    from riskengine.budget import Estimate, check
+
+    big = Estimate(memory_bytes=3e9, work={"path_steps": 5e10}, field="mc.paths", detail="1e+08 paths x 500 steps")
+    line = check(big, max_hours=24, memory=64e9, speed=1.0)
+    assert line.startswith("estimate: about 17 min and 3 GB of memory") and "1e+08 paths" in line
+    assert check(Estimate(memory_bytes=1e6, work={"path_steps": 1e6}, field="mc.paths", detail="small"),
+                 max_hours=24, memory=64e9, speed=1.0) is None
+    with pytest.raises(Exception, match="over --max-hours 0.1"):
+        check(big, max_hours=0.1, memory=64e9, speed=1.0)
