@@ -16,7 +16,12 @@ import numpy as np
 import pandas as pd
 
 from riskengine.calibration import write_calibrated_model
-from riskengine.calibration.chain import ChainRun, LiquidityFilter, calibrate_snapshots
+from riskengine.calibration.chain import (
+    DEFAULT_CHAIN_NODES,
+    ChainRun,
+    LiquidityFilter,
+    calibrate_snapshots,
+)
 from riskengine.calibration.surface import bs_implied_vol
 from riskengine.data import list_snapshots, read_chain
 from riskengine.jobs.base import JobResult
@@ -37,7 +42,7 @@ def run_chain(config, *, progress, path: Path) -> JobResult:
     seed = holdout.seed if holdout is not None else 0
     fit = config.fit
     objective = fit.objective if "objective" in fit.model_fields_set else "price"
-    num_nodes = fit.num_nodes
+    num_nodes = fit.num_nodes if "num_nodes" in fit.model_fields_set else DEFAULT_CHAIN_NODES
     bounds = {m: fit.bounds for m in config.models} if fit.bounds else None
     chains = [functools.partial(read_chain, f, currency=currency) for f in files]
     result = calibrate_snapshots(
