@@ -218,3 +218,21 @@ def _load(path: Path, trainable, opt_state):
         trainable, opt_state = eqx.tree_deserialise_leaves(f, (trainable, opt_state))
     return (trainable, opt_state, meta["done"], meta["history"], meta["best"], meta["since_best"],
             meta["seconds"])
+
+
+def epoch_progress_bar(total: int) -> Callable[[int, int, float], None]:
+    """A terminal progress bar for :func:`train` (its ``progress`` argument): epochs done
+    and the last loss, on standard error."""
+    import sys
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit="epoch", file=sys.stderr, leave=False)
+
+    def update(done: int, total: int, loss: float) -> None:
+        bar.update(done - bar.n)
+        bar.set_postfix(loss=f"{loss:.5g}")
+        if done >= total:
+            bar.close()
+
+    return update

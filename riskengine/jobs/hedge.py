@@ -25,7 +25,6 @@ from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
-import matplotlib.pyplot as plt
 import numpy as np
 import optax
 import pandas as pd
@@ -53,12 +52,13 @@ from hedging import (
 from hedging.features import check_features
 from hedging.model_hedge import HestonDeltaVega
 from hedging.rollout import native_problem
+from hedging.train import epoch_progress_bar
 from riskengine import checkpoint
 from riskengine.budget import Estimate
 from riskengine.config import MarketConfig, ModelConfig, Strict
 from riskengine.errors import ConfigError
 from riskengine.jobs.base import Job, JobContext, JobResult, Sampling
-from riskengine.report import Report
+from riskengine.report.hedge import hedge_report
 
 BASELINES = ("no_hedge", "bs_delta", "whalley_wilmott")
 DEFAULT_FEATURES = ["log_moneyness", "time_to_maturity", "volatility", "prev_hedge"]
@@ -193,7 +193,6 @@ class Config(Strict):
         return self
 
 
-
 class HedgeJob(Job):
     """Deep hedging: train a policy through the simulated P&L, compare it with classic hedges on fresh paths."""
 
@@ -325,7 +324,7 @@ def _run(config: Config, *, progress=None, base_dir: Path | None = None) -> JobR
         policy = build_policy(spec, key=jax.random.fold_in(key, 1_000_000), backend=config.train.backend)
         baselines = build_baselines(config)  # before training: a baseline that does not fit fails now
         checkpoint, resume = _checkpoint(config, base_dir)
-        bar = _epoch_bar(progress is not None, config.train.epochs)
+        bar = epoch_progress_bar(config.train.epochs) if progress is not None else None
         try:
             result = train(
                 policy, objective, problem, key=key, num_paths=config.train.paths, epochs=config.train.epochs,
@@ -371,7 +370,7 @@ def _run(config: Config, *, progress=None, base_dir: Path | None = None) -> JobR
     table = pd.DataFrame(pnl)
     return JobResult(summary=summary, tables={"pnl": table},
                      writers=[lambda out: save_policy(out, result.policy, spec)],
-                     report=lambda summary: _report(config, summary, table, sample))
+                     report=lambda summary: hedge_report(config, summary, table, sample))
 
 
 def _checkpoint(config: Config, base_dir: Path | None) -> tuple[Path | None, bool]:
@@ -390,70 +389,3 @@ def _checkpoint(config: Config, base_dir: Path | None) -> tuple[Path | None, boo
     return run.ensure() / "hedge-train", True
 
 
-def _epoch_bar(enabled: bool, total: int):
-    if not enabled:
-        return None
-    import sys
-
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, unit="epoch", file=sys.stderr, leave=False)
-
-    def update(done, total, loss):
-        bar.update(done - bar.n)
-        bar.set_postfix(loss=f"{loss:.5g}")
-        if done >= total:
-            bar.close()
-
-    return update
-
-
-def _report(config: Config, summary: dict, pnl: pd.DataFrame, sample: dict) -> Report:
-    report = Report("Hedge job — deep hedging against classic hedges")
-    report.facts({
-        "policy price": f"{summary['price']:.6g} ± {summary['price_stderr']:.2g}",
-        **{f"{k} price": f"{v:.6g}" for k, v in summary["baselines"].items()},
-        "train seconds": f"{summary['train_seconds']:.1f}",
-        "epochs": str(summary["epochs"]),
-    })
-    ref = summary["reference_price"]
-    report.paragraph(
-        f"Model {config.model.name} {config.model.params}; {config.derivative.option} strike "
-        f"{config.derivative.strike}, maturity {config.derivative.maturity}; hedged {config.hedge.steps} times with "
-        f"{config.hedge.instruments} at proportional cost {config.hedge.cost}. Objective {config.objective.type}; "
-        f"prices are the seller's indifference prices rho(P&L) on {config.evaluate.paths:,} fresh paths."
-        + (f" Risk-neutral price without costs: {ref:.6g}." if ref is not None else ""),
-    )
-    rows = [{"strategy": name, "price": summary["price"] if name == "policy" else summary["baselines"][name],
-             "stderr": summary["price_stderr"] if name == "policy" else summary["baseline_stderrs"][name],
-             "pnl mean": summary["pnl_mean"][name], "pnl std": summary["pnl_std"][name]} for name in pnl.columns]
-    report.heading("Indifference prices")
-    report.table(pd.DataFrame(rows))
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    axes[0].plot(summary["loss_history"], lw=0.8)
-    axes[0].set_xlabel("epoch")
-    axes[0].set_ylabel("training loss")
-    axes[0].set_title("Loss")
-    lo, hi = np.quantile(pnl.to_numpy(), [0.001, 0.999])
-    bins = np.linspace(lo, hi, 80)
-    for name in pnl.columns:
-        axes[1].hist(pnl[name].to_numpy()[:200_000], bins=bins, histtype="step", density=True, label=name)
-    axes[1].set_title("Terminal P&L")
-    axes[1].legend(fontsize=8)
-    t = sample["hedge"].shape[0] // 2
-    order = np.argsort(sample["log_moneyness"][t])
-    axes[2].scatter(sample["log_moneyness"][t], sample["hedge"][t], s=3, alpha=0.4, label="policy")
-    axes[2].plot(sample["log_moneyness"][t][order], sample["bs_delta"][t][order], color="k", lw=1, label="BS delta")
-    axes[2].set_xlabel("log moneyness")
-    axes[2].set_ylabel("hedge ratio")
-    axes[2].set_title(f"Hedge at date {t} (time to maturity {sample['time_to_maturity'][t][0]:.3g})")
-    axes[2].legend(fontsize=8)
-    for ax in axes:
-        ax.grid(alpha=0.3)
-    report.figure(fig, alt="Loss curve, P&L histograms and hedge ratio against moneyness")
-    report.paragraph(
-        "The trained policy (its weights in policy.eqx, its structure in policy.json; "
-        "hedging.load_policy(DIR) loads it) and the P&L of every strategy (pnl.parquet) are in this directory.",
-        note=True,
-    )
-    return report
