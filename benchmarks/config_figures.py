@@ -51,7 +51,7 @@ def _flatten(value, prefix=""):
         yield prefix, value
 
 
-def compare(before: Path, after: Path, *, rtol: float, allow: set[str]) -> int:
+def compare(before: Path, after: Path, *, rtol: float, atol: float, allow: set[str]) -> int:
     worst_exit = 0
     for folder in sorted(p for p in before.iterdir() if p.is_dir()):
         a, b = folder / "summary.json", after / folder.name / "summary.json"
@@ -63,11 +63,13 @@ def compare(before: Path, after: Path, *, rtol: float, allow: set[str]) -> int:
         worst, where, changed = 0.0, "", 0
         for key in sorted(set(fa) | set(fb)):
             x, y = fa.get(key), fb.get(key)
-            if x == y:
-                continue
+            if x == y or (isinstance(x, str) and isinstance(y, str)):
+                continue  # texts (paths, names) are not figures
             changed += 1
             if isinstance(x, int | float) and isinstance(y, int | float) and not isinstance(x, bool):
                 rel = abs(x - y) / max(abs(x), abs(y), 1e-300)
+                if abs(x - y) <= atol:
+                    rel = 0.0  # at the noise floor (e.g. the residuals of an exact fit)
             else:
                 rel = math.inf
             if rel > worst:
@@ -90,12 +92,13 @@ def main() -> int:
     c.add_argument("before", type=Path)
     c.add_argument("after", type=Path)
     c.add_argument("--rtol", type=float, default=1e-12)
+    c.add_argument("--atol", type=float, default=0.0, help="differences this small count as none")
     c.add_argument("--allow", nargs="*", default=[])
     args = parser.parse_args()
     if args.command == "run":
         run(args.out, args.paths, args.root.resolve())
         return 0
-    return compare(args.before, args.after, rtol=args.rtol, allow=set(args.allow))
+    return compare(args.before, args.after, rtol=args.rtol, atol=args.atol, allow=set(args.allow))
 
 
 if __name__ == "__main__":
