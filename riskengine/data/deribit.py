@@ -35,14 +35,16 @@ import gzip
 import re
 import zlib
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
-from riskengine.config import ConfigError
+from riskengine.config import ConfigError, Strict
 
-__all__ = ["DERIBIT_2021_COLUMNS", "DERIBIT_COLUMNS", "Chain", "list_snapshots", "market_from_chain",
-           "read_chain"]
+__all__ = ["DERIBIT_2021_COLUMNS", "DERIBIT_COLUMNS", "Chain", "DeribitMarketConfig", "chain_market",
+           "list_snapshots", "market_from_chain", "read_chain"]
 
 DERIBIT_COLUMNS = (
     "timestamp", "instrument_name", "option_type", "strike", "expiry_datetime", "bid_price",
@@ -296,7 +298,7 @@ def market_from_chain(
         basis = float(np.sum(t * np.log(forwards.to_numpy() / spot)) / np.sum(t * t))
         strikes = [float(round(spot * m, 2)) for m in moneyness]
         days, vols = [], []
-        for expiry, part in q.groupby("expiry", sort=True):
+        for _expiry, part in q.groupby("expiry", sort=True):
             days_to = float(part["maturity"].iloc[0] * 365.0)  # the market file counts 365-day years
             otm = part[(part["option"] == "call") == (part["strike"] >= part["forward"])]
             otm = otm[np.isfinite(otm["mark_iv"]) & (otm["mark_iv"] > 0)].sort_values("strike")
@@ -332,3 +334,31 @@ def market_from_chain(
             market["vol_interpolation"] = "linear"
             market["description"] += f"; linear vol interpolation (SVI refused: {err})"
     return market
+
+
+class DeribitMarketConfig(Strict):
+    """The stress job's ``market: {deribit: CHAIN, currencies: [BTC, ETH], rate: 0.0,
+    vol_interpolation: linear}``: the market snapshot of :func:`market_from_chain`."""
+
+    deribit: str = Field(min_length=1)
+    currencies: list[str] = Field(default_factory=lambda: ["BTC", "ETH"], min_length=1)
+    rate: float = Field(default=0.0, allow_inf_nan=False)
+    vol_interpolation: Literal["linear", "svi"] = "linear"
+
+    def load(self, base_dir: str | Path | None = None):
+        path = Path(self.deribit)
+        if not path.is_absolute() and not path.exists() and base_dir is not None:
+            path = Path(base_dir) / path
+        return chain_market(path, currencies=tuple(c.upper() for c in self.currencies),
+                            rate=self.rate, vol_interpolation=self.vol_interpolation)
+
+
+def chain_market(path: str | Path, *, currencies: tuple[str, ...] = ("BTC", "ETH"),
+                 rate: float = 0.0, vol_interpolation: str = "linear"):
+    """:func:`market_from_chain` validated into a :class:`riskengine.market.MarketSnapshot`
+    (the stress job's ``market: {deribit: PATH}``)."""
+    from riskengine.config import validate
+    from riskengine.market import MarketSnapshot
+
+    return validate(MarketSnapshot, market_from_chain(
+        path, currencies=currencies, rate=rate, vol_interpolation=vol_interpolation))

@@ -36,6 +36,7 @@ from riskengine.book import Book, base_values, load_book, read_book_table
 from riskengine.budget import Estimate
 from riskengine.calibration import load_garch
 from riskengine.config import ConfigError, ModelConfig, StressMc, Strict
+from riskengine.data import DeribitMarketConfig
 from riskengine.history import load_history
 from riskengine.instruments import book_margin
 from riskengine.jobs.base import Job, JobContext, JobResult, Sampling
@@ -76,7 +77,7 @@ class FhsConfig(Strict):
 class Config(Strict):
     job: Literal["stress"]
     book: str
-    market: str
+    market: str | DeribitMarketConfig  # a market YAML, or {deribit: CHAIN} (riskengine.data)
     model: ModelConfig | dict[str, ModelConfig]
     horizons_days: list[int] = Field(default_factory=lambda: [1, 10], min_length=1)
     mc: StressMc = StressMc()
@@ -136,7 +137,8 @@ def _estimate(config: Config, base_dir: Path | None) -> Estimate:
 def _run(config: Config, *, progress=None, base_dir: Path | None = None) -> JobResult:
     """The stress job's figures (summary), tables ``pnl`` and ``scenarios``, its report, and
     exit code 3 on a limit breach (``--fail-on-breach``)."""
-    market = load_market(resolve_path(config.market, base_dir))
+    market = (load_market(resolve_path(config.market, base_dir)) if isinstance(config.market, str)
+              else config.market.load(base_dir))
     book = load_book(resolve_path(config.book, base_dir), market)
     scenarios = [] if config.scenarios == "none" else load_scenarios(config.scenarios)
     assets = _assets(config, book, market)
