@@ -217,9 +217,15 @@ def test_calibrate_job_errors_are_one_line(tmp_path):
 CONFIGS = sorted((Path(__file__).parents[1] / "configs" / "deribit").glob("*.yaml"))
 
 
+# The stress job on a real chain (a full overnight run, ~60-85 s with an empty compilation
+# cache) runs in `make test-slow`; the chain calibrations run in `make test`.
+SLOW = {"stress_btc_eth_chain"}
+
+
 @pytest.mark.skipif(not (SHARED_DATA / "deribit").is_dir(),
                     reason=f"real Deribit data not found at {SHARED_DATA} (../shared/data)")
-@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+@pytest.mark.parametrize("config", [pytest.param(c, marks=pytest.mark.slow) if c.stem in SLOW else c for c in CONFIGS],
+                         ids=[c.stem for c in CONFIGS])
 def test_real_data_configs_run(config, tmp_path, monkeypatch):
     monkeypatch.chdir(Path(__file__).parents[1])
     out = tmp_path / config.stem
