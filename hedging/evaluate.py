@@ -63,7 +63,6 @@ def evaluate(
 
 def sample_hedges(policy: Policy, problem: HedgingProblem, *, key: PRNGKeyArray, num_paths: int = 2000):
     """Positions of ``policy`` and the market it saw, on a few paths (for plots)."""
-
     paths = problem.simulate(key, num_paths)
     _, hedges = terminal_pnl(policy, problem, paths)
     view = MarketView.of(problem, paths)

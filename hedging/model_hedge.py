@@ -31,7 +31,6 @@ class HestonDeltaVega(Policy):
     """Delta in the underlying and (when the problem has a variance swap) vega in the
     variance swap, from the Heston price's sensitivities: the complete-market hedge,
     rebalanced at every date whatever the cost."""
-
     kappa: float = eqx.field(static=True)
     theta: float = eqx.field(static=True)
     sigma: float = eqx.field(static=True)
@@ -42,7 +41,6 @@ class HestonDeltaVega(Policy):
     def of(cls, model, **kwargs) -> HestonDeltaVega:
         """From a :class:`riskengine.models.Heston` (its ``v0`` is not needed: the hedge reads the
         path's current variance)."""
-
         if not isinstance(model, Heston):
             raise ValueError(f"evaluate.baselines: heston_delta_vega needs a heston model, got {type(model).__name__}")
         return cls(kappa=float(model.kappa), theta=float(model.theta), sigma=float(model.sigma),

@@ -28,7 +28,6 @@ class MarketPaths(eqx.Module):
 
     ``prices`` are the hedge instruments' prices discounted to time 0, ``payoff`` the
     derivative's discounted payoff."""
-
     time: Float[Array, " dates"]
     spot: Float[Array, "dates paths"]
     variance: Float[Array, "dates paths"]
@@ -42,7 +41,6 @@ class MarketPaths(eqx.Module):
 
 class HedgingProblem(eqx.Module):
     """Everything but the policy and the objective."""
-
     model: Model
     derivative: EuropeanOption
     spot: float = eqx.field(static=True)
@@ -141,7 +139,6 @@ class HedgingProblem(eqx.Module):
 
 def reference_price(problem: HedgingProblem) -> float | None:
     """The model's risk-neutral price of the derivative (no costs), where a closed form exists."""
-
     if not has_analytic_price(problem.model):
         return None
     d = problem.derivative

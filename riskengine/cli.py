@@ -153,7 +153,6 @@ def _not_converged(summary: Any, where: str = "") -> list[str]:
 def _check_budget(job: Job, config: Any, *, base_dir: Path, max_hours: float, quiet: bool) -> None:
     """Refuse a run that cannot fit in memory or would exceed ``max_hours`` (one line with
     the estimate); print the estimate of a large run that will fit."""
-
     estimate = job.estimate(config, JobContext(base_dir=base_dir))
     if estimate is None:
         return
@@ -196,7 +195,6 @@ def _fingerprint(job: str, config: Any, processes: int) -> str:
 
 class _Parser(argparse.ArgumentParser):
     """Command-line mistakes are bad input too: one line, exit 2."""
-
     def error(self, message: str):  # noqa: D102 - argparse's hook
         print(f"error: {one_line(message)} (see riskengine run --help)", file=sys.stderr)
         raise SystemExit(EXIT_BAD_INPUT)

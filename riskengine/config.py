@@ -28,20 +28,6 @@ from riskengine.paths import resolve_path
 __all__ = ["ConfigError", "McBase", "McConfig", "MarketConfig", "StressMc", "ModelConfig", "Strict", "load_yaml", "resolve_path", "validate"]
 
 
-def override_section(data: dict[str, Any], section: str, *, paths: int | None, seed: int | None) -> dict[str, Any]:
-    """``data`` with ``section.paths`` / ``section.seed`` replaced where given (the CLI's
-    ``--paths`` / ``--seed``)."""
-    data = dict(data)
-    if paths is not None or seed is not None:
-        part = dict(data.get(section) or {})
-        if paths is not None:
-            part["paths"] = paths
-        if seed is not None:
-            part["seed"] = seed
-        data[section] = part
-    return data
-
-
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -23,7 +23,6 @@ from riskengine.models import GBM, SVCJ, Bates, Heston, Merton, Model
 
 def analytic_price(model: Model, *, spot, strike, maturity, rate, dividend, is_call):
     """Closed-form or characteristic-function price of a European option under ``model``."""
-
     params = {f.name: getattr(model, f.name) for f in dataclasses.fields(model) if f.name != "scheme"}
     common = dict(spot=spot, strike=strike, maturity=maturity, rate=rate, dividend=dividend, is_call=is_call)
     if isinstance(model, GBM):

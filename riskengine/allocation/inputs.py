@@ -117,7 +117,6 @@ def simulate_returns(
     """Simple horizon returns ``S_T / S_0 - 1`` of correlated assets simulated by
     :func:`riskengine.simulate_paths`. ``assets``: ``{name: model}`` (riskengine models);
     ``drift``: annual drift per asset (the models' rate; default 0)."""
-
     names = list(assets)
     models = [assets[n] for n in names]
     try:

@@ -196,7 +196,6 @@ def load_calibrated_model(directory: str | Path, *, base_dir: str | Path | None 
     A relative ``directory`` is taken from the current directory, else from ``base_dir``.
     Raises :class:`ConfigError` (one line) for a missing or malformed file.
     """
-
     file, model = _read_params_file(directory, base_dir)
     if model["name"] in GARCH_MODEL_NAMES:
         raise ConfigError(

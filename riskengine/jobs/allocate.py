@@ -92,7 +92,6 @@ class ObjectiveConfig(Strict):
 
 class ExposureLimit(Strict):
     """Net exposure ``|sum_j w_j e_j| <= max`` with ``e_j`` per unit weight of asset j."""
-
     exposures: dict[str, float] = Field(min_length=1)
     max: float = Field(ge=0, allow_inf_nan=False)
 
@@ -143,7 +142,6 @@ class Config(Strict):
 
 class AllocateJob(Job):
     """Risk-aware weights across assets and strategies (min CVaR, mean-CVaR, risk parity, ...) within limits, on a scenario table, a stress run's P&L or simulated returns."""
-
     name = "allocate"
     Config = Config
     sampling = Sampling()  # --paths: see apply_overrides; the solver handles its dtype
@@ -248,7 +246,6 @@ def efficient_frontier(r: np.ndarray, objective: Objective, constraints: Constra
                        dtype) -> pd.DataFrame:
     """Minimum CVaR at ``points`` expected-return targets from the minimum-CVaR portfolio's
     return to the largest return the bounds and budget allow (other constraints kept)."""
-
     base = Objective("min_cvar", alpha=objective.alpha)
     settings = SolverSettings(dtype=dtype)
     free = Constraints(**{**constraints.__dict__, "min_return": None})

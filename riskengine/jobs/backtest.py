@@ -82,7 +82,6 @@ class GarchFrom(Strict):
     """``{from: DIR}`` or ``{from: {ASSET: DIR}}``: GARCH/GJR parameters written by calibrate
     jobs (``model: {name: garch | gjr_garch}``), kept fixed; only the variance filter runs.
     A single DIR applies to every asset; assets not named are refitted at each rebalance."""
-
     from_: str | dict[str, str] = Field(alias="from")
 
 
@@ -132,7 +131,6 @@ class Config(Strict):
 
 class BacktestJob(Job):
     """Walk-forward allocation on daily history with GARCH risk forecasts, costs, baselines and VaR backtests."""
-
     name = "backtest"
     Config = Config
     sampling = Sampling(paths="simulate.paths", seed="simulate.seed")  # the solver handles its dtype
@@ -145,7 +143,6 @@ class BacktestJob(Job):
 
 class _Forecaster:
     """Volatility and marginal model of each asset, refitted at a rebalance."""
-
     def __init__(self, config: Config, window: np.ndarray, fixed: list | None = None):
         self.method = config.forecast.method
         self.dist = config.forecast.dist

@@ -195,7 +195,6 @@ class Config(Strict):
 
 class HedgeJob(Job):
     """Deep hedging: train a policy through the simulated P&L, compare it with classic hedges on fresh paths."""
-
     name = "hedge"
     Config = Config
     sampling = Sampling(dtype="train.dtype")
