@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -53,8 +52,36 @@ def synthetic_book(n: int, seed: int = 0) -> str:
             strike = round(s * rng.uniform(0.7, 1.4), 0)
             option = "call" if rng.random() < 0.5 else "put"
         mult = 10 if kind.startswith("inverse") and "option" not in kind else 1
-        lines.append(f"P{i},{venue},{kind},{u},{q},{strike},{expiry},{option},{entry},cross,0,{mult}")
+        mode, collateral = "cross", 0.0
+        if ("future" in kind or "perpetual" in kind) and i % 3 == 0:  # a third of them isolated
+            mode = "isolated"
+            notional = abs(q) * mult * (entry if kind.startswith("linear") else 1.0)
+            collateral = round(notional * rng.uniform(0.05, 0.5), 2)  # 2x to 20x leverage, USDT
+        elif kind == "spot":  # cross collateral at the venue
+            collateral = round(abs(q) * s * 0.5, 2)
+        lines.append(f"P{i},{venue},{kind},{u},{q},{strike},{expiry},{option},{entry},{mode},{collateral},{mult}")
     return "\n".join(lines) + "\n"
+
+
+CHILD = """
+import json, resource, sys
+from riskengine.cli import main
+code = main(["run", sys.argv[1], "--out", sys.argv[2], "--no-progress"])
+print(json.dumps({"code": code, "peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2}))
+"""
+
+
+def run_once(config: dict, tmp: Path, name: str) -> tuple[dict, float, float]:
+    """Run the stress job in a child process: (summary, peak RSS GiB, wall seconds)."""
+    (tmp / f"{name}.yaml").write_text(yaml.safe_dump(config))
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", CHILD, str(tmp / f"{name}.yaml"), str(tmp / name)],
+                          capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        sys.exit(f"stress job failed: {done.stderr.strip()[-2000:]}")
+    peak = json.loads(done.stdout.strip().splitlines()[-1])["peak_gib"]
+    return json.loads((tmp / name / "summary.json").read_text()), peak, seconds
 
 
 def main() -> None:
@@ -62,6 +89,9 @@ def main() -> None:
     parser.add_argument("--positions", type=int, default=10_000)
     parser.add_argument("--paths", type=int, default=100_000)
     parser.add_argument("--long", action="store_true", help="10^7 paths x 365 daily steps on the bundled book (GBM)")
+    parser.add_argument("--liquidation", choices=["path_wise", "held", "both"], default="path_wise",
+                        help="accounts followed along the paths (the default), held to the horizon, or both in "
+                             "this run (the cost of path-wise liquidation)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -80,20 +110,24 @@ def main() -> None:
             (tmp / "book.csv").write_text(synthetic_book(args.positions))
             config["book"] = str(tmp / "book.csv")
             label = f"positions={args.positions} paths={args.paths} horizon=10d steps=10"
-        (tmp / "stress.yaml").write_text(yaml.safe_dump(config))
-        started = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "riskengine.cli", "run", str(tmp / "stress.yaml"),
-                               "--out", str(tmp / "out"), "--no-progress"], capture_output=True, text=True)
-        seconds = time.perf_counter() - started
-        if done.returncode != 0:
-            sys.exit(f"stress job failed: {done.stderr.strip()}")
-        summary = json.loads((tmp / "out" / "summary.json").read_text())
-    peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2  # KiB -> GiB
-    print(f"{label}: peak RSS {peak_gb:.2f} GiB, {seconds:.0f} s")
-    print("seconds by phase: " + ", ".join(f"{k} {v:.1f}" for k, v in summary["seconds_by_phase"].items()))
-    first = next(iter(summary["var"]))
-    print(f"VaR {first}: {summary['var'][first]}, ES {first}: {summary['es'][first]}")
-    if peak_gb >= 4.0:
+        modes = ["held", "path_wise"] if args.liquidation == "both" else [args.liquidation]
+        results = {}
+        for mode in modes:
+            config["liquidation"] = {"path_wise": mode == "path_wise", "bridge": True}
+            summary, peak_gb, seconds = run_once(config, tmp, mode)
+            results[mode] = (peak_gb, seconds, summary)
+            accounts = len(summary["liquidation"]["accounts"])
+            print(f"{label} [{mode}, {accounts} margin accounts]: peak RSS {peak_gb:.2f} GiB, {seconds:.0f} s")
+            print("  seconds by phase: " + ", ".join(f"{k} {v:.1f}" for k, v in summary["seconds_by_phase"].items()))
+            first = next(iter(summary["var"]))
+            print(f"  VaR {first}: {summary['var'][first]}, ES {first}: {summary['es'][first]}")
+    if len(results) == 2:
+        (m0, s0, a), (m1, s1, b) = results["held"], results["path_wise"]
+        print(f"path-wise liquidation / held to horizon: wall {s1 / s0:.2f}x, simulation phase "
+              f"{b['seconds_by_phase']['simulation'] / a['seconds_by_phase']['simulation']:.2f}x, "
+              f"contributions {b['seconds_by_phase']['contributions'] / a['seconds_by_phase']['contributions']:.2f}x, "
+              f"peak RSS {m1 / m0:.2f}x")
+    if max(m for m, _, _ in results.values()) >= 4.0:
         sys.exit("peak memory over 4 GiB")
 
 

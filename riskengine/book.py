@@ -46,6 +46,7 @@ from riskengine.instruments import (
     perpetual_funding,
 )
 from riskengine.market import DAYS_PER_YEAR, MarketSnapshot
+from riskengine.venues import PositionRules, Venue, load_venues, position_rules
 
 TYPES = (
     "spot",
@@ -58,7 +59,7 @@ TYPES = (
 )
 COLUMNS = ("id", "venue", "type", "underlying", "quantity", "strike", "expiry", "option",
            "entry_price", "margin_mode", "collateral")
-OPTIONAL = {"multiplier": 1.0, "imr": 0.10, "mmr": 0.05, "collateral_currency": "USDT"}
+OPTIONAL = {"multiplier": 1.0, "imr": np.nan, "mmr": np.nan, "collateral_currency": "USDT"}
 
 
 def read_book_table(path: str | Path) -> pd.DataFrame:
@@ -90,6 +91,7 @@ class Book:
     underlyings: tuple[str, ...]
     venues: tuple[str, ...]
     groups: tuple[tuple[str, int, int], ...]  # (type, start, stop) slices of ``table``
+    rules: PositionRules  # each position's venue conventions (funding, tiers, fee, haircut)
 
     @property
     def num_positions(self) -> int:
@@ -113,8 +115,10 @@ def _is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value)) or (isinstance(value, str) and not value.strip())
 
 
-def validate_book(table: pd.DataFrame, market: MarketSnapshot, *, source: str = "book") -> Book:
-    """Check every row; raise one ConfigError listing every problem, row by row."""
+def validate_book(table: pd.DataFrame, market: MarketSnapshot, *, source: str = "book",
+                  venues: dict[str, Venue] | None = None) -> Book:
+    """Check every row; raise one ConfigError listing every problem, row by row. ``venues``:
+    the venue table (default: the bundled one, :func:`riskengine.venues.load_venues`)."""
     missing_columns = [c for c in COLUMNS if c not in table.columns]
     if missing_columns:
         raise ConfigError(f"{source}: missing columns {missing_columns}")
@@ -146,6 +150,8 @@ def validate_book(table: pd.DataFrame, market: MarketSnapshot, *, source: str = 
             bad.append(f"no market data for underlying {row['underlying']!r}")
         for field in ("quantity", "multiplier", "imr", "mmr"):
             value = _number(row[field])
+            if field in ("imr", "mmr") and value is not None and math.isnan(value):
+                continue  # not given: the venue's rules
             if value is None or not math.isfinite(value):
                 bad.append(f"{field} is {row[field]!r}")
             elif field == "multiplier" and value <= 0:
@@ -153,7 +159,7 @@ def validate_book(table: pd.DataFrame, market: MarketSnapshot, *, source: str = 
             elif field in ("imr", "mmr") and not 0 < value <= 1:
                 bad.append(f"{field} must be in (0, 1], got {value!r}")
         imr, mmr = _number(row["imr"]), _number(row["mmr"])
-        if imr is not None and mmr is not None and 0 < imr <= 1 and 0 < mmr <= 1 and mmr > imr:
+        if imr is not None and mmr is not None and 0 < imr <= 1 and 0 < mmr <= 1 and mmr > imr:  # NaN: False
             bad.append(f"mmr ({mmr!r}) must not exceed imr ({imr!r})")
         collateral = _number(row["collateral"]) if not _is_missing(row["collateral"]) else 0.0
         if collateral is None or not math.isfinite(collateral) or collateral < 0:
@@ -205,8 +211,11 @@ def validate_book(table: pd.DataFrame, market: MarketSnapshot, *, source: str = 
         start = stop
     used = set(table["underlying"]) | set(table["collateral_currency"])
     underlyings = tuple(u for u in market.underlyings if u in used)
-    venues = tuple(dict.fromkeys(table["venue"]))
-    return Book(table=table, underlyings=underlyings, venues=venues, groups=tuple(groups))
+    rules = position_rules(
+        load_venues() if venues is None else venues, venue=list(table["venue"]), underlying=list(table["underlying"]),
+        collateral_currency=list(table["collateral_currency"]), mmr=table["mmr"].to_numpy(np.float64), source=source)
+    return Book(table=table, underlyings=underlyings, venues=tuple(dict.fromkeys(table["venue"])), groups=tuple(groups),
+                rules=rules)
 
 
 def _number(value: Any) -> float | None:
@@ -218,8 +227,8 @@ def _number(value: Any) -> float | None:
         return None
 
 
-def load_book(path: str | Path, market: MarketSnapshot) -> Book:
-    return validate_book(read_book_table(path), market, source=f"book {Path(path).name}")
+def load_book(path: str | Path, market: MarketSnapshot, *, venues: dict[str, Venue] | None = None) -> Book:
+    return validate_book(read_book_table(path), market, source=f"book {Path(path).name}", venues=venues)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -257,10 +266,10 @@ def position_values(book: Book, state: MarketState, *, dtype=jnp.float64):
             continue
         if kind.endswith("perpetual"):
             entry = jnp.asarray(book.column("entry_price")[rows], dtype)
-            premium = jnp.asarray(state.premium, dtype)[u]
             pnl = futures_pnl(quantity=q, multiplier=m, entry=entry, price=s, spot=s, inverse=inverse)
             funding = perpetual_funding(
-                quantity=q, multiplier=m, mark=s, spot=s, premium=premium, horizon_days=elapsed, inverse=inverse,
+                quantity=q, multiplier=m, mark=s, spot=s, horizon_days=elapsed, inverse=inverse,
+                **venue_funding(book.rules, rows, jnp.asarray(state.premium, dtype)[u], dtype),
             )
             values.append(pnl + funding)
             continue
@@ -280,6 +289,18 @@ def position_values(book: Book, state: MarketState, *, dtype=jnp.float64):
         ))
     shape = jnp.broadcast_shapes(*(v.shape[:-1] for v in values))
     return jnp.concatenate([jnp.broadcast_to(v, shape + v.shape[-1:]) for v in values], axis=-1)
+
+
+def venue_funding(rules: PositionRules, rows: slice | np.ndarray, premium_8h, dtype) -> dict:
+    """The keyword arguments of :func:`riskengine.instruments.perpetual_funding` for the
+    positions ``rows`` under their venues' funding rules, with the market's premium per 8 h
+    (``premium_8h``, per row) quoted per funding interval."""
+    return {
+        "premium": premium_8h * jnp.asarray(rules.premium_scale[rows], dtype),
+        "interest": jnp.asarray(rules.interest[rows], dtype), "clamp": jnp.asarray(rules.clamp[rows], dtype),
+        "cap": jnp.asarray(rules.cap[rows], dtype), "fractional": jnp.asarray(rules.continuous[rows]),
+        "periods_per_day": jnp.asarray(rules.periods_per_day[rows], dtype),
+    }
 
 
 def position_vols(book: Book, market: MarketSnapshot, *, elapsed_days: float = 0.0) -> np.ndarray:

@@ -111,7 +111,7 @@ def run_job(
     try:
         with checkpoint.active(saved), atomic_directory(target, shown=shown, job=kind) as tmp:
             result = execute(job, config, tmp, base_dir=base_dir, progress=update)
-            summary, exit_code = result.summary, result.exit_code
+            summary, exit_code, console = result.summary, result.exit_code, result.console
     except ConfigError:
         saved.remove()  # bad input: nothing worth resuming, nothing left behind
         remove_empty(created)
@@ -132,6 +132,8 @@ def run_job(
     if me == 0:
         for where in _not_converged(summary):
             print(f"warning: {where}: did not converge (see summary.json)", file=sys.stderr)
+        if console:
+            print(console)
     return out_dir, exit_code
 
 

@@ -22,7 +22,7 @@ from pydantic import (
 
 from riskengine.calibration import load_calibrated_model
 from riskengine.errors import ConfigError, one_line
-from riskengine.models import MODELS, build_model, parameter_names
+from riskengine.models import MODELS, CorrelatedAssets, build_model, parameter_names
 from riskengine.paths import resolve_path
 
 __all__ = ["ConfigError", "McBase", "McConfig", "MarketConfig", "StressMc", "ModelConfig", "Strict", "load_yaml", "resolve_path", "validate"]
@@ -70,6 +70,22 @@ class ModelConfig(Strict):
     @property
     def parameter_names(self) -> list[str]:
         return parameter_names(self.name)
+
+
+def build_assets(model: ModelConfig | dict[str, ModelConfig], names: list[str], correlation, *,
+                 scheme: str | None = None):
+    """:class:`riskengine.models.CorrelatedAssets` of the underlyings ``names``: ``model``
+    shared by all, or one per underlying (``{BTC: ..., ETH: ...}``), correlated by
+    ``correlation`` (the market's matrix); a ConfigError names what is missing or wrong."""
+    specs = model if isinstance(model, dict) else dict.fromkeys(names, model)
+    missing = [u for u in names if u not in specs]
+    if missing:
+        raise ConfigError(f"model: no model for underlying(s) {missing}; give one per underlying or a shared one")
+    models = [specs[u].build(scheme=scheme) for u in names]
+    try:
+        return CorrelatedAssets.from_correlation(models, correlation, names=names)
+    except ValueError as err:
+        raise ConfigError(f"market.{err}") from None
 
 
 class MarketConfig(Strict):

@@ -43,7 +43,8 @@ def main() -> None:
     jax.config.update("jax_enable_x64", True)
     from riskengine import checkpoint
     from riskengine.book import base_values, load_book
-    from riskengine.config import validate
+    from riskengine.accounts import build_accounts
+    from riskengine.config import build_assets, validate
     from riskengine.jobs import stress
     from riskengine.market import load_market
     from riskengine.revaluation import PathRevaluation
@@ -56,12 +57,14 @@ def main() -> None:
     config = validate(stress.Config, data, context={"base_dir": ROOT})
     market = load_market(Path(config.market))
     book = load_book(Path(config.book), market)
-    assets = stress._assets(config, book, market)
+    names = list(book.underlyings)
+    assets = build_assets(config.model, names, market.correlation_matrix(names), scheme=config.mc.scheme)
     dtype = jnp.float64 if config.mc.dtype == "float64" else jnp.float32
     mc = config.mc
     sim = PathRevaluation(book, market, assets, horizons_days=config.horizons_days, value0=base_values(book, market),
                           paths=mc.paths, seed=mc.seed, dtype=dtype, steps_per_day=mc.steps_per_day,
-                          block_size=mc.block_size, chunk_paths=mc.chunk_paths)
+                          block_size=mc.block_size, chunk_paths=mc.chunk_paths,
+                          accounts=build_accounts(book), bridge=True)  # liquidations along the paths
     sim.devices = args.devices
     saved = None
     if args.checkpoint:

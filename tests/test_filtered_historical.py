@@ -120,8 +120,8 @@ def test_fhs_in_the_stress_job_reads_a_garch_calibration(tmp_path, monkeypatch, 
 
     (tmp_path / "book.csv").write_text(
         "id,venue,type,underlying,quantity,strike,expiry,option,entry_price,margin_mode,collateral,multiplier\n"
-        "B1,v1,spot,BTC,2,,,,,cross,0,1\n"
-        "E1,v1,spot,ETH,-10,,,,,cross,0,1\n")
+        "B1,binance,spot,BTC,2,,,,,cross,0,1\n"
+        "E1,binance,spot,ETH,-10,,,,,cross,0,1\n")
     config = {
         "job": "stress", "book": str(tmp_path / "book.csv"), "market": "configs/data/market.yaml",
         "model": {"name": "gbm", "params": {"sigma": 0.6}}, "horizons_days": [1, 5],

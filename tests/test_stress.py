@@ -36,9 +36,9 @@ MARKET = {
 HEADER = "id,venue,type,underlying,quantity,strike,expiry,option,entry_price,margin_mode,collateral,multiplier\n"
 
 
-def write(tmp_path: Path, book: str, *, model=None, market=None, **extra) -> Path:
+def write(tmp_path: Path, book: str, *, model=None, market=None, header=HEADER, **extra) -> Path:
     (tmp_path / "market.yaml").write_text(yaml.safe_dump(market or MARKET))
-    (tmp_path / "book.csv").write_text(HEADER + book)
+    (tmp_path / "book.csv").write_text(header + book)
     config = {
         "job": "stress",
         "book": str(tmp_path / "book.csv"),
@@ -66,7 +66,7 @@ def run(tmp_path: Path, config: Path, *flags: str) -> tuple[int, dict]:
 def test_var_of_a_spot_position_is_the_lognormal_quantile(tmp_path):
     """Long q BTC under GBM (zero drift): P&L = q S0 (exp(sigma sqrt(h) Z - sigma^2 h / 2) - 1)."""
     q, s0, sigma, h, n = 10.0, 100000.0, 0.6, 1 / 365, 100_000
-    code, summary = run(tmp_path, write(tmp_path, "B1,v1,spot,BTC,10,,,,,cross,0,1\n"))
+    code, summary = run(tmp_path, write(tmp_path, "B1,binance,spot,BTC,10,,,,,cross,0,1\n"))
     assert code == 0
 
     def loss(z):
@@ -91,13 +91,13 @@ def test_var_of_a_spot_position_is_the_lognormal_quantile(tmp_path):
 
 
 BOOK = (
-    "S1,v1,spot,BTC,2,,,,,cross,0,1\n"
-    "LF1,v1,linear_future,BTC,3,,2026-03-27,,98000,cross,0,1\n"
-    "IF1,v2,inverse_future,BTC,-50000,,2026-03-27,,102000,cross,0,10\n"
-    "LP1,v1,linear_perpetual,ETH,-40,,,,4100,cross,0,1\n"
-    "IP1,v2,inverse_perpetual,ETH,20000,,,,3900,cross,0,1\n"
-    "LO1,v1,linear_option,BTC,-5,110000,2026-03-02,call,0,cross,0,1\n"
-    "IO1,v2,inverse_option,ETH,30,3500,2026-03-02,put,0,cross,0,1\n"
+    "S1,binance,spot,BTC,2,,,,,cross,1000000,1\n"  # USDT collateral: no cross account is liquidated
+    "LF1,binance,linear_future,BTC,3,,2026-03-27,,98000,cross,0,1\n"
+    "IF1,deribit,inverse_future,BTC,-50000,,2026-03-27,,102000,cross,0,10\n"
+    "LP1,binance,linear_perpetual,ETH,-40,,,,4100,cross,0,1\n"
+    "IP1,deribit,inverse_perpetual,ETH,20000,,,,3900,cross,0,1\n"
+    "LO1,binance,linear_option,BTC,-5,110000,2026-03-02,call,0,cross,0,1\n"
+    "IO1,deribit,inverse_option,ETH,30,3500,2026-03-02,put,0,cross,1000000,1\n"
 )
 
 
@@ -136,7 +136,7 @@ def test_scenario_pnl_equals_hand_revaluation(tmp_path):
 def test_funding_spike_accrues_over_the_scenario_horizon(tmp_path):
     # premium +0.3% per 8 h: rate = 0.003 + clamp(0.0001 - 0.003, -0.0005, 0.0005) = 0.0025;
     # over 1 day (3 periods) a short of 40 ETH at mark 4000 receives 3 * 0.0025 * 40 * 4000.
-    config = write(tmp_path, "LP1,v1,linear_perpetual,ETH,-40,,,,4100,cross,0,1\n", scenarios=["funding_spike"],
+    config = write(tmp_path, "LP1,binance,linear_perpetual,ETH,-40,,,,4100,cross,0,1\n", scenarios=["funding_spike"],
                    scenario_horizon_days=1)
     code, summary = run(tmp_path, config)
     assert code == 0
@@ -171,8 +171,9 @@ def test_contributions_add_up_and_es_exceeds_var(tmp_path):
 def test_liquidation_breach_and_fail_on_breach(tmp_path):
     # isolated linear long: entry 100000, collateral 10% of notional, MMR 5%:
     # liquidation at 100000 * 0.9 / 0.95 = 94736.84, 5.26% below the mark
-    book = "P1,v1,linear_perpetual,BTC,1,,,,100000,isolated,10000,1\n"
-    config = write(tmp_path, book, limits={"liquidation_distance_min": 0.15, "var_99_1d": 1e9})
+    book = "P1,binance,linear_perpetual,BTC,1,,,,100000,isolated,10000,1,0.05\n"
+    config = write(tmp_path, book, header=HEADER.rstrip() + ",mmr\n",
+                   limits={"liquidation_distance_min": 0.15, "var_99_1d": 1e9})
     code, summary = run(tmp_path, config, "--fail-on-breach")
     assert code == 3
     iso = summary["isolated"][0]
@@ -182,12 +183,12 @@ def test_liquidation_breach_and_fail_on_breach(tmp_path):
 
 
 BAD_BOOK = (
-    "A,v1,spot,BTC,1,,,,,cross,0,1\n"
-    "A,v1,spot,BTC,1,,,,,cross,0,1\n"  # duplicate id
-    "B,v1,swaption,BTC,1,,,,,cross,0,1\n"  # unknown instrument
-    "C,v1,linear_option,BTC,1,90000,2025-06-01,call,0,cross,0,1\n"  # expired
-    "D,v1,spot,DOGE,1,,,,,cross,0,1\n"  # no market data
-    "E,v1,spot,ETH,nan,,,,,cross,0,1\n"  # NaN quantity
+    "A,binance,spot,BTC,1,,,,,cross,0,1\n"
+    "A,binance,spot,BTC,1,,,,,cross,0,1\n"  # duplicate id
+    "B,binance,swaption,BTC,1,,,,,cross,0,1\n"  # unknown instrument
+    "C,binance,linear_option,BTC,1,90000,2025-06-01,call,0,cross,0,1\n"  # expired
+    "D,binance,spot,DOGE,1,,,,,cross,0,1\n"  # no market data
+    "E,binance,spot,ETH,nan,,,,,cross,0,1\n"  # NaN quantity
 )
 
 
@@ -204,7 +205,7 @@ def test_bad_book_lists_every_bad_row(tmp_path, capsys):
 def test_vol_surface_with_gaps_is_refused(tmp_path, capsys):
     market = json.loads(json.dumps(MARKET))
     market["underlyings"]["BTC"]["vol_surface"]["vols"][1][2] = None
-    code, _ = run(tmp_path, write(tmp_path, "S1,v1,spot,BTC,1,,,,,cross,0,1\n", market=market))
+    code, _ = run(tmp_path, write(tmp_path, "S1,binance,spot,BTC,1,,,,,cross,0,1\n", market=market))
     err = capsys.readouterr().err
     assert code == 2 and "vols[1][2] (expiry 90.0d, strike 120000.0) is None" in err
     assert not (tmp_path / "out").exists()
@@ -219,7 +220,7 @@ def test_bundled_stress_config_validates():
 
 
 def test_a_limit_on_an_uncomputed_figure_is_refused_before_running(tmp_path, capsys):
-    config = write(tmp_path, "S1,v1,spot,BTC,1,,,,,cross,0,1\n", limits={"var_99_10d": 1e6})
+    config = write(tmp_path, "S1,binance,spot,BTC,1,,,,,cross,0,1\n", limits={"var_99_10d": 1e6})
     code, _ = run(tmp_path, config)
     err = capsys.readouterr().err
     assert code == 2 and "limits.var_99_10d" in err and "horizons_days" in err

@@ -12,7 +12,6 @@ from riskengine.instruments.futures import (
 from riskengine.instruments.margin import (
     CrossAccount,
     LiquidationMove,
-    book_margin,
     cross_account,
     cross_liquidation_move,
     equity,
@@ -21,6 +20,7 @@ from riskengine.instruments.margin import (
     margin_requirement,
     position_notional,
     solve_liquidation_move,
+    tiered_maintenance,
     venue_sum,
 )
 from riskengine.instruments.options import (
@@ -51,7 +51,6 @@ __all__ = [
     "FUNDING_PERIODS_PER_DAY",
     "CrossAccount",
     "LiquidationMove",
-    "book_margin",
     "cross_account",
     "cross_liquidation_move",
     "equity",
@@ -77,6 +76,7 @@ __all__ = [
     "perpetual_value",
     "position_notional",
     "solve_liquidation_move",
+    "tiered_maintenance",
     "spot_pnl",
     "spot_value",
     "venue_sum",

@@ -55,32 +55,26 @@ differentiable (implicit function theorem: ``dx*/dθ = -(∂g/∂θ) / (∂g/∂
 
 A book's margin
 ---------------
-:func:`book_margin` applies the above to a desk's book (:mod:`riskengine.book`) at today's
-market: each venue's cross account (futures, perpetuals and collateral; options are not
-margined here) and each isolated position's liquidation price.
+:mod:`riskengine.accounts` applies the above to a desk's book: each venue's cross account
+and each isolated position, with the venue's tiers, fees and collateral haircuts
+(:mod:`riskengine.venues`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 from riskengine.instruments._arrays import as_bool, as_float
 from riskengine.instruments.futures import futures_pnl
 
-if TYPE_CHECKING:  # annotations only: the book values its positions with this package
-    from riskengine.book import Book
-    from riskengine.market import MarketSnapshot
-
 __all__ = [
     "CrossAccount",
     "LiquidationMove",
-    "book_margin",
     "cross_account",
     "cross_liquidation_move",
     "equity",
@@ -89,6 +83,7 @@ __all__ = [
     "margin_requirement",
     "position_notional",
     "solve_liquidation_move",
+    "tiered_maintenance",
     "venue_sum",
 ]
 
@@ -118,6 +113,24 @@ def margin_requirement(
     """Initial (``rate = IMR``) or maintenance (``rate = MMR``) margin: ``rate * notional``."""
     notional, rate = as_float(notional, rate)
     return rate * notional
+
+
+def tiered_maintenance(
+    notional: Float[ArrayLike, "*batch"],
+    *,
+    lower: Float[ArrayLike, "*batch tiers"],
+    width: Float[ArrayLike, "*batch tiers"],
+    rate: Float[ArrayLike, "*batch tiers"],
+) -> Float[Array, "*batch"]:
+    """Maintenance margin of a position of USD ``notional`` under notional tiers:
+    ``sum_k rate_k * clip(notional - lower_k, 0, width_k)`` (tier k covers notionals in
+    ``(lower_k, lower_k + width_k]``; the last width may be ``inf``; padding tiers have
+    width 0). This equals Binance's ``notional * rate_k - maintenance_amount_k`` with
+    ``maintenance_amount_k = maintenance_amount_{k-1} + lower_k (rate_k - rate_{k-1})``:
+    continuous in the notional."""
+    notional, lower, width, rate = as_float(notional, lower, width, rate)
+    inside = jnp.minimum(jnp.maximum(notional[..., None] - lower, 0.0), width)
+    return (rate * inside).sum(axis=-1)
 
 
 def equity(
@@ -361,73 +374,3 @@ def cross_liquidation_move(
     down = solve_liquidation_move(excess, params, direction=-1, bound=max_down, **common)
     up = solve_liquidation_move(excess, params, direction=+1, bound=max_up, **common)
     return LiquidationMove(down=down, up=up)
-
-
-_jit_liquidation_move = jax.jit(cross_liquidation_move)
-
-
-def book_margin(book: Book, market: MarketSnapshot) -> tuple[dict[str, dict[str, float]], list[dict[str, Any]]]:
-    """``(cross, isolated)``: per venue, the cross-margined account's ``equity``,
-    ``maintenance_margin``, ``margin_ratio`` and ``liquidation_move_down``/``_up`` (futures,
-    perpetuals and collateral; options are not margined here; venues without a cross account
-    are left out); per isolated futures or perpetual position, its ``liquidation_price``,
-    ``mark``, relative ``distance`` to it and ``notional_usd``. Amounts in USD, float64."""
-    t = book.table
-    derivative = t["type"].str.contains("future|perpetual").to_numpy()
-    inverse = t["type"].str.startswith("inverse").to_numpy()
-    cross = (t["margin_mode"] == "cross").to_numpy()
-    spot = np.asarray([market.underlyings[u].spot for u in t["underlying"]])
-    basis = np.asarray([market.underlyings[u].basis for u in t["underlying"]])
-    tau = np.nan_to_num(t["expiry_years"].to_numpy(), nan=0.0)
-    mark = spot * np.exp(basis * tau)
-    stable = np.asarray([market.stablecoins.get(c, 0.0) for c in t["collateral_currency"]])
-    coin = np.asarray([c in market.underlyings for c in t["collateral_currency"]])
-    coin_spot = np.asarray([market.underlyings[c].spot if c in market.underlyings else 0.0 for c in t["collateral_currency"]])
-    margin = {}
-    for venue in book.venues:
-        at = (t["venue"] == venue).to_numpy() & cross
-        rows = at & derivative
-        # coin collateral enters as a linear long position with entry 0 and no margin
-        coin_rows = at & coin & (t["collateral"].to_numpy() > 0)
-        quantity = np.concatenate([t["quantity"].to_numpy()[rows], t["collateral"].to_numpy()[coin_rows]])
-        multiplier = np.concatenate([t["multiplier"].to_numpy()[rows], np.ones(coin_rows.sum())])
-        entry = np.concatenate([t["entry_price"].to_numpy()[rows], np.zeros(coin_rows.sum())])
-        marks = np.concatenate([mark[rows], coin_spot[coin_rows]])
-        spots = np.concatenate([spot[rows], coin_spot[coin_rows]])
-        mmr = np.concatenate([t["mmr"].to_numpy()[rows], np.zeros(coin_rows.sum())])
-        inv = np.concatenate([inverse[rows], np.zeros(coin_rows.sum(), bool)])
-        usd_collateral = float((t["collateral"].to_numpy() * stable)[at & ~coin].sum())
-        if not rows.any() and not coin_rows.any() and usd_collateral == 0.0:
-            continue  # no cross-margined account at this venue
-        with jax.enable_x64(True):
-            account = cross_account(collateral=usd_collateral, quantity=quantity, multiplier=multiplier, entry=entry,
-                                    mark=marks, spot=spots, mmr=mmr, inverse=inv)
-            move = _jit_liquidation_move(collateral=usd_collateral, quantity=quantity, multiplier=multiplier,
-                                         entry=entry, mark=marks, spot=spots, mmr=mmr, inverse=inv)
-        equity, maintenance = float(account.equity), float(account.maintenance)
-        margin[venue] = {
-            "equity": equity,
-            "maintenance_margin": maintenance,
-            "margin_ratio": maintenance / equity if equity > 0 else float("inf"),
-            "liquidation_move_down": float(move.down),
-            "liquidation_move_up": float(move.up),
-        }
-    isolated = []
-    iso = (t["margin_mode"] == "isolated").to_numpy() & derivative
-    for i in np.flatnonzero(iso):
-        q, m, e = t["quantity"].iat[i], t["multiplier"].iat[i], t["entry_price"].iat[i]
-        notional_entry = abs(q) * m * e if not inverse[i] else abs(q) * m / e  # USD or coin
-        posted = t["collateral"].iat[i] * (stable[i] if not coin[i] else 1.0)
-        if inverse[i] and not coin[i]:
-            posted = posted / e  # USD collateral against a coin notional
-        if not inverse[i] and coin[i]:
-            posted = posted * coin_spot[i]
-        imr = posted / notional_entry
-        with jax.enable_x64(True):
-            price = float(isolated_liquidation_price(entry=e, imr=imr, mmr=t["mmr"].iat[i], is_long=q > 0, inverse=inverse[i]))
-        isolated.append({
-            "id": t["id"].iat[i], "venue": t["venue"].iat[i], "underlying": t["underlying"].iat[i],
-            "liquidation_price": price, "mark": float(mark[i]), "distance": price / mark[i] - 1.0,
-            "notional_usd": float(position_notional(quantity=q, multiplier=m, mark=mark[i], spot=spot[i], inverse=inverse[i])),
-        })
-    return margin, isolated

@@ -55,29 +55,41 @@ def funding_rate(
     premium: Float[ArrayLike, "*batch"],
     interest: Float[ArrayLike, "*batch"] = DEFAULT_FUNDING_INTEREST,
     clamp: Float[ArrayLike, "*batch"] = DEFAULT_FUNDING_CLAMP,
+    cap: Float[ArrayLike, "*batch"] | None = None,
 ) -> Float[Array, "*batch"]:
-    """Funding rate per 8 h: ``premium + clip(interest - premium, -clamp, +clamp)``."""
+    """Funding rate per interval: ``premium + clip(interest - premium, -clamp, +clamp)``,
+    then clipped to ``[-cap, cap]`` (no cap: None). With ``interest = 0`` this is Deribit's
+    damper ``max(clamp, P) + min(-clamp, P)``."""
     premium, interest, clamp = as_float(premium, interest, clamp)
-    return premium + jnp.clip(interest - premium, -clamp, clamp)
+    rate = premium + jnp.clip(interest - premium, -clamp, clamp)
+    if cap is None:
+        return rate
+    (cap,) = as_float(cap)
+    return jnp.clip(rate, -cap, cap)
 
 
 def funding_periods(
     *,
     horizon_days: Float[ArrayLike, "*batch"],
-    fractional: bool = False,
+    fractional: bool | Bool[ArrayLike, "*batch"] = False,
+    periods_per_day: Float[ArrayLike, "*batch"] = FUNDING_PERIODS_PER_DAY,
 ) -> Float[Array, "*batch"]:
-    """Number of 8 h funding payments in ``horizon_days``: ``floor(3 h)`` (default) or
-    the exact fraction ``3 h`` (``fractional=True``, static).
+    """Number of funding payments in ``horizon_days``: ``floor(n h)`` (default: paid at
+    fixed times) or the exact fraction ``n h`` (``fractional``: accrued continuously; a
+    Python bool, or a boolean array per row), with ``n = periods_per_day`` (3: every 8 h).
 
-    The floor tolerates rounding of ``3 h`` by a few ulps (``h = 7/3`` counts 7 periods).
+    The floor tolerates rounding of ``n h`` by a few ulps (``h = 7/3`` counts 7 periods).
     Negative horizons count no payment.
     """
     (horizon_days,) = as_float(horizon_days)
-    periods = jnp.maximum(FUNDING_PERIODS_PER_DAY * horizon_days, 0.0)
-    if fractional:
+    periods = jnp.maximum(periods_per_day * horizon_days, 0.0)
+    if fractional is True:
         return periods
     eps = 64.0 * jnp.finfo(periods.dtype).eps
-    return jnp.floor(periods * (1.0 + eps) + eps)
+    whole = jnp.floor(periods * (1.0 + eps) + eps)
+    if fractional is False:
+        return whole
+    return jnp.where(as_bool(fractional), periods, whole)
 
 
 def linear_perpetual_funding(
@@ -89,13 +101,15 @@ def linear_perpetual_funding(
     horizon_days: Float[ArrayLike, "*batch"],
     interest: Float[ArrayLike, "*batch"] = DEFAULT_FUNDING_INTEREST,
     clamp: Float[ArrayLike, "*batch"] = DEFAULT_FUNDING_CLAMP,
-    fractional: bool = False,
+    fractional: bool | Bool[ArrayLike, "*batch"] = False,
+    cap: Float[ArrayLike, "*batch"] | None = None,
+    periods_per_day: Float[ArrayLike, "*batch"] = FUNDING_PERIODS_PER_DAY,
 ) -> Float[Array, "*batch"]:
     """USD funding received by a linear perpetual over the horizon:
     ``-periods * rate * quantity * multiplier * mark`` (negative: paid)."""
     quantity, multiplier, mark = as_float(quantity, multiplier, mark)
-    rate = funding_rate(premium=premium, interest=interest, clamp=clamp)
-    periods = funding_periods(horizon_days=horizon_days, fractional=fractional)
+    rate = funding_rate(premium=premium, interest=interest, clamp=clamp, cap=cap)
+    periods = funding_periods(horizon_days=horizon_days, fractional=fractional, periods_per_day=periods_per_day)
     return -periods * rate * quantity * multiplier * mark
 
 
@@ -108,13 +122,15 @@ def inverse_perpetual_funding_coin(
     horizon_days: Float[ArrayLike, "*batch"],
     interest: Float[ArrayLike, "*batch"] = DEFAULT_FUNDING_INTEREST,
     clamp: Float[ArrayLike, "*batch"] = DEFAULT_FUNDING_CLAMP,
-    fractional: bool = False,
+    fractional: bool | Bool[ArrayLike, "*batch"] = False,
+    cap: Float[ArrayLike, "*batch"] | None = None,
+    periods_per_day: Float[ArrayLike, "*batch"] = FUNDING_PERIODS_PER_DAY,
 ) -> Float[Array, "*batch"]:
     """Coin funding received by an inverse perpetual over the horizon:
     ``-periods * rate * quantity * multiplier / mark`` (the notional in coin at the mark)."""
     quantity, multiplier, mark = as_float(quantity, multiplier, mark)
-    rate = funding_rate(premium=premium, interest=interest, clamp=clamp)
-    periods = funding_periods(horizon_days=horizon_days, fractional=fractional)
+    rate = funding_rate(premium=premium, interest=interest, clamp=clamp, cap=cap)
+    periods = funding_periods(horizon_days=horizon_days, fractional=fractional, periods_per_day=periods_per_day)
     return -periods * rate * quantity * multiplier / mark
 
 
@@ -129,7 +145,9 @@ def perpetual_funding(
     inverse: Bool[ArrayLike, "*batch"],
     interest: Float[ArrayLike, "*batch"] = DEFAULT_FUNDING_INTEREST,
     clamp: Float[ArrayLike, "*batch"] = DEFAULT_FUNDING_CLAMP,
-    fractional: bool = False,
+    fractional: bool | Bool[ArrayLike, "*batch"] = False,
+    cap: Float[ArrayLike, "*batch"] | None = None,
+    periods_per_day: Float[ArrayLike, "*batch"] = FUNDING_PERIODS_PER_DAY,
 ) -> Float[Array, "*batch"]:
     """USD funding received over the horizon by a book mixing linear and inverse
     perpetuals (inverse rows: coin funding times ``spot``)."""
@@ -138,6 +156,7 @@ def perpetual_funding(
     common = dict(
         quantity=quantity, multiplier=multiplier, mark=mark, premium=premium,
         horizon_days=horizon_days, interest=interest, clamp=clamp, fractional=fractional,
+        cap=cap, periods_per_day=periods_per_day,
     )
     linear = linear_perpetual_funding(**common)
     coin = inverse_perpetual_funding_coin(**common)
@@ -156,7 +175,9 @@ def perpetual_value(
     inverse: Bool[ArrayLike, "*batch"],
     interest: Float[ArrayLike, "*batch"] = DEFAULT_FUNDING_INTEREST,
     clamp: Float[ArrayLike, "*batch"] = DEFAULT_FUNDING_CLAMP,
-    fractional: bool = False,
+    fractional: bool | Bool[ArrayLike, "*batch"] = False,
+    cap: Float[ArrayLike, "*batch"] | None = None,
+    periods_per_day: Float[ArrayLike, "*batch"] = FUNDING_PERIODS_PER_DAY,
 ) -> Float[Array, "*batch"]:
     """USD value of perpetual positions after ``horizon_days``: P&L against ``entry`` at
     the ``mark`` plus the funding accrued over the horizon (both converted at ``spot`` for
@@ -168,6 +189,6 @@ def perpetual_value(
     funding = perpetual_funding(
         quantity=quantity, multiplier=multiplier, mark=mark, spot=spot, premium=premium,
         horizon_days=horizon_days, inverse=inverse, interest=interest, clamp=clamp,
-        fractional=fractional,
+        fractional=fractional, cap=cap, periods_per_day=periods_per_day,
     )
     return pnl + funding

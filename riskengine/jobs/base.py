@@ -29,6 +29,20 @@ if TYPE_CHECKING:
 Progress = Callable[[int, int], None]
 
 
+class Stopwatch:
+    """Seconds per phase of a run: :meth:`lap` records the time since the previous lap
+    (or since the stopwatch was made) under a name, in :attr:`seconds`."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = now - self._last
+        self._last = now
+
+
 @dataclasses.dataclass(frozen=True)
 class Sampling:
     """Dotted config fields that ``--paths`` and ``--seed`` set, and the one that holds
@@ -85,13 +99,15 @@ class JobResult:
     ``tables``: name -> table, written as ``<name>.parquet``; ``report``: builds the HTML
     report from the final summary; ``writers``: extra outputs, each called with the output
     folder (e.g. a trained policy's files); ``exit_code``: nonzero when a risk limit is
-    breached (``--fail-on-breach``)."""
+    breached (``--fail-on-breach``); ``console``: a few lines the CLI prints when the run is
+    written (what a person reads first, e.g. the stress job's liquidation table)."""
 
     summary: dict[str, Any]
     tables: dict[str, pd.DataFrame] = dataclasses.field(default_factory=dict)
     report: Callable[[dict[str, Any]], Report] | None = None
     writers: list[Callable[[Path], None]] = dataclasses.field(default_factory=list)
     exit_code: int = 0
+    console: str | None = None
 
 
 class Job:

@@ -14,6 +14,8 @@ scenarios: all                          # or a list of names / files in scenario
 history: configs/data/history.csv       # daily closes: historical and filtered historical VaR
 fhs: {model: gjr_garch, distribution: t, paths: 10000, seed: 1}   # optional from: {BTC: CALIBRATION_DIR}; null: off
 limits: {var_99_1d: 2.0e6, liquidation_distance_min: 0.15}
+liquidation: {path_wise: true, bridge: true}   # margin accounts followed along each path
+venues: my_venues.yaml                  # optional: extends riskengine/venues.yaml
 ```
 
 Paths are simulated with zero drift (risk horizons are days); options are revalued
@@ -23,7 +25,6 @@ model's change in instantaneous vol (see :func:`riskengine.revaluation.vol_adjus
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Literal
 
@@ -32,20 +33,20 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from riskengine import revaluation
+from riskengine.accounts import book_margin, build_accounts
 from riskengine.book import Book, base_values, load_book, read_book_table
 from riskengine.budget import Estimate
 from riskengine.calibration import load_garch
-from riskengine.config import ConfigError, ModelConfig, StressMc, Strict
+from riskengine.config import ConfigError, ModelConfig, StressMc, Strict, build_assets
 from riskengine.data import DeribitMarketConfig
 from riskengine.history import load_history
-from riskengine.instruments import book_margin
-from riskengine.jobs.base import Job, JobContext, JobResult, Sampling
+from riskengine.jobs.base import Job, JobContext, JobResult, Sampling, Stopwatch
 from riskengine.limits import breaches, check_limit
 from riskengine.market import MarketSnapshot, load_market
-from riskengine.models import CorrelatedAssets
 from riskengine.paths import resolve_path
-from riskengine.report import stress_report
+from riskengine.report import liquidation_lines, stress_report
 from riskengine.scenarios import load_scenarios
+from riskengine.venues import load_venues
 
 
 class RiskConfig(Strict):
@@ -74,6 +75,15 @@ class FhsConfig(Strict):
     from_: dict[str, str] = Field(default_factory=dict, alias="from")
 
 
+class LiquidationConfig(Strict):
+    """Margin accounts followed along each path (:mod:`riskengine.revaluation.liquidation`):
+    ``path_wise: false`` holds every position to the horizon; ``bridge`` adds the
+    Brownian-bridge probability of crossing between steps."""
+
+    path_wise: bool = True
+    bridge: bool = True
+
+
 class Config(Strict):
     job: Literal["stress"]
     book: str
@@ -87,6 +97,8 @@ class Config(Strict):
     history: str | None = "configs/data/history.csv"
     fhs: FhsConfig | None = FhsConfig()  # null: no filtered historical simulation
     limits: dict[str, float] = Field(default_factory=dict)
+    venues: str | None = None  # a venue table extending the bundled one (riskengine/venues.yaml)
+    liquidation: LiquidationConfig = LiquidationConfig()
 
     @field_validator("horizons_days")
     @classmethod
@@ -139,20 +151,16 @@ def _run(config: Config, *, progress=None, base_dir: Path | None = None) -> JobR
     exit code 3 on a limit breach (``--fail-on-breach``)."""
     market = (load_market(resolve_path(config.market, base_dir)) if isinstance(config.market, str)
               else config.market.load(base_dir))
-    book = load_book(resolve_path(config.book, base_dir), market)
+    venues = load_venues(None if config.venues is None else resolve_path(config.venues, base_dir))
+    book = load_book(resolve_path(config.book, base_dir), market, venues=venues)
+    accounts = build_accounts(book)
     scenarios = [] if config.scenarios == "none" else load_scenarios(config.scenarios)
-    assets = _assets(config, book, market)
     names, levels = list(book.underlyings), config.risk
+    assets = build_assets(config.model, names, market.correlation_matrix(names), scheme=config.mc.scheme)
     history = None if config.history is None else load_history(  # daily simple returns; SOL moves with ETH
         config.history, names, base_dir=base_dir, proxy="ETH").simple_returns.to_numpy()
     value0 = base_values(book, market)
-    phases: dict[str, float] = {}
-    marks = [time.perf_counter()]
-
-    def lap(name: str) -> None:  # seconds since the previous lap
-        marks.append(time.perf_counter())
-        phases[name] = marks[-1] - marks[-2]
-
+    lap = (watch := Stopwatch()).lap
     summary: dict = {
         "job": "stress", "asof": str(market.asof), "paths": config.mc.paths, "seed": config.mc.seed,
         "horizons_days": config.horizons_days, "positions": book.num_positions, "underlyings": names,
@@ -163,12 +171,16 @@ def _run(config: Config, *, progress=None, base_dir: Path | None = None) -> JobR
     mc, dtype = config.mc, jnp.float64 if config.mc.dtype == "float64" else jnp.float32
     simulated = revaluation.PathRevaluation(
         book, market, assets, horizons_days=config.horizons_days, value0=value0, paths=mc.paths, seed=mc.seed,
-        dtype=dtype, steps_per_day=mc.steps_per_day, block_size=mc.block_size, chunk_paths=mc.chunk_paths)
-    pnl = simulated.total_pnl(progress)  # [paths, horizons]
+        dtype=dtype, steps_per_day=mc.steps_per_day, block_size=mc.block_size, chunk_paths=mc.chunk_paths,
+        accounts=accounts if config.liquidation.path_wise else None, bridge=config.liquidation.bridge)
+    pnl = simulated.total_pnl(progress)  # [paths, horizons], accounts liquidated along the paths
     lap("simulation")
     by_level = {"horizons_days": config.horizons_days, "var_levels": levels.var_levels, "es_levels": levels.es_levels}
     figures, moments = revaluation.monte_carlo_var(pnl, **by_level, confidence=levels.confidence)
     summary.update(figures)
+    held, _ = revaluation.monte_carlo_var(simulated.held_pnl, **by_level, confidence=levels.confidence)
+    summary["held_to_horizon"] = {"var": held["var"], "es": held["es"]}
+    summary["liquidation"] = simulated.liquidation_summary(path_wise=config.liquidation.path_wise)
     summary["contributions"] = simulated.contributions(pnl, var_levels=levels.var_levels, es_levels=levels.es_levels)
     lap("contributions")
 
@@ -185,36 +197,23 @@ def _run(config: Config, *, progress=None, base_dir: Path | None = None) -> JobR
 
     # --- scenarios, stressed VaR, margin and liquidation, limits --------------------------------
     scenario_table, summary["scenarios"] = revaluation.scenario_pnl(
-        book, market, scenarios, value0, elapsed_days=config.scenario_horizon_days)
+        book, market, scenarios, value0, elapsed_days=config.scenario_horizon_days, accounts=accounts)
+    summary["held_to_horizon"]["scenarios"] = {k: v["pnl_held_to_horizon"] for k, v in summary["scenarios"].items()}
     lap("scenarios")
     summary["stressed_var"] = {s.name: simulated.stressed_var(s, levels=levels.var_levels)
                                for s in scenarios if s.shocks.correlation is not None}
     lap("stressed_var")
-    summary["margin"], summary["isolated"] = book_margin(book, market)
+    summary["margin"], summary["isolated"] = book_margin(accounts, market)
     summary["limits"] = dict(config.limits)
     summary["breaches"] = breaches(config.limits, summary)
     lap("margin_and_limits")
-    summary["seconds_by_phase"] = phases
+    summary["seconds_by_phase"] = watch.seconds
     return JobResult(
         summary=summary, tables={"pnl": simulated.pnl_table(pnl), "scenarios": scenario_table},
         report=lambda summary: stress_report(summary, pnl, horizons_days=config.horizons_days,
                                              confidence=levels.confidence),
-        exit_code=3 if summary["breaches"] else 0,
+        exit_code=3 if summary["breaches"] else 0, console=liquidation_lines(summary),
     )
-
-
-def _assets(config: Config, book: Book, market: MarketSnapshot) -> CorrelatedAssets:
-    """The configured model of each underlying, correlated as the market snapshot says."""
-    names = list(book.underlyings)
-    specs = config.model if isinstance(config.model, dict) else dict.fromkeys(names, config.model)
-    missing = [u for u in names if u not in specs]
-    if missing:
-        raise ConfigError(f"model: no model for underlying(s) {missing}; give one per underlying or a shared one")
-    models = [specs[u].build(scheme=config.mc.scheme) for u in names]
-    try:
-        return CorrelatedAssets.from_correlation(models, market.correlation_matrix(names), names=names)
-    except ValueError as err:
-        raise ConfigError(f"market.{err}") from None
 
 
 def _filtered_historical(config: Config, book: Book, market: MarketSnapshot, history: np.ndarray | None,

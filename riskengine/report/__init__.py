@@ -2,6 +2,6 @@
 
 from riskengine.report.html import Report
 from riskengine.report.output import atomic_directory, write_json, write_parquet
-from riskengine.report.stress import stress_report
+from riskengine.report.stress import liquidation_lines, stress_report
 
-__all__ = ["Report", "atomic_directory", "stress_report", "write_json", "write_parquet"]
+__all__ = ["Report", "atomic_directory", "liquidation_lines", "stress_report", "write_json", "write_parquet"]

@@ -14,7 +14,7 @@ from matplotlib.ticker import FuncFormatter
 
 from riskengine.report.html import Report
 
-__all__ = ["stress_report"]
+__all__ = ["liquidation_lines", "stress_report"]
 
 _MEASURES = (("var", "VaR"), ("es", "ES"))
 
@@ -56,15 +56,61 @@ def stress_report(
     if summary["scenarios"]:
         _scenarios(report, summary)
 
-    report.heading("Margin and liquidation")
+    _liquidation(report, summary, horizons_days=horizons_days)
+    report.heading("Margin today")
     margin = pd.DataFrame([{"venue": k, **v} for k, v in summary["margin"].items()])
     report.table(margin, float_format="{:,.3f}")
     if summary["isolated"]:
         report.table(pd.DataFrame(summary["isolated"]), float_format="{:,.3f}")
-    report.paragraph("liquidation_move_down/up: the common relative move of the venue's underlyings at which the "
-                     "cross account's equity falls to its maintenance margin (futures, perpetuals and collateral).",
-                     note=True)
+    report.paragraph("liquidation_move_down/up: the common relative move of every coin price at which the "
+                     "cross account's margin equity falls to its maintenance margin (futures, perpetuals and "
+                     "collateral after the venue's haircuts, maintenance by the venue's notional tiers).", note=True)
     return report
+
+
+def _liquidation(report: Report, summary: dict, *, horizons_days: Sequence[int]) -> None:
+    """Accounts ranked by liquidation probability, their liquidation price beside the spot,
+    the probability against the horizon, and the effect on VaR (held to horizon beside)."""
+    liq = summary.get("liquidation") or {}
+    report.heading("Liquidations along the paths")
+    if not liq.get("accounts"):
+        report.paragraph("No futures or perpetual position is margined: nothing can be liquidated."
+                         if liq.get("path_wise", True) else "Path-wise liquidation is off (liquidation.path_wise).")
+        return
+    last = f"{horizons_days[-1]}d"
+    rows = []
+    for acc in liq["accounts"]:
+        row = {"account": acc["account"], "venue": acc["venue"], "mode": acc["mode"], "underlying": acc["underlying"],
+               "spot": acc["spot"], "liquidation price": acc["liquidation_price"], "distance": acc["distance"]}
+        for h in horizons_days:
+            row[f"P(liq) {h}d"] = acc["probability"][f"{h}d"]
+        row[f"E[time | liq] {last} (days)"] = acc["expected_time_days"][last]
+        row[f"E[loss | liq] {last} (USD)"] = acc["expected_loss_given_liquidation"][last]
+        rows.append(row)
+    table = pd.DataFrame(rows).astype(object).where(lambda f: f.notna(), "none")
+    report.table(table, float_format="{:,.4g}", highlight=pd.Series([r[f"P(liq) {last}"] > 0.01 for r in rows]))
+    fig, ax = plt.subplots(figsize=(7.5, 3.8))
+    shown = [a for a in liq["accounts"] if a["probability"][last] > 0][:8]
+    for acc in shown:
+        p = [acc["probability"][f"{h}d"] for h in horizons_days]
+        se = [acc["probability_se"][f"{h}d"] for h in horizons_days]
+        ax.errorbar(horizons_days, p, yerr=[3 * e for e in se], marker="o", capsize=3, label=acc["account"])
+    ax.set_xlabel("horizon (days)")
+    ax.set_ylabel("probability of liquidation")
+    ax.set_title("Liquidation probability against horizon (bars: 3 standard errors)")
+    if shown:
+        ax.legend(fontsize=8)
+    report.figure(fig, alt="Liquidation probability against horizon")
+    held = summary.get("held_to_horizon", {})
+    effect = [{"horizon": hk, "measure": f"{name} {level}", "with liquidations": v,
+               "held to horizon": held.get(measure, {}).get(hk, {}).get(level, float("nan"))}
+              for measure, name in _MEASURES for hk, levels in summary[measure].items() for level, v in levels.items()]
+    report.table(pd.DataFrame(effect), float_format="{:,.0f}")
+    bridge = "with the Brownian-bridge probability of crossing between steps" if liq["bridge"] else "at step ends only"
+    report.paragraph(f"Accounts are checked at every simulation step ({liq['steps_per_day']} a day), {bridge}. An "
+                     "isolated position that is liquidated loses its margin and the venue's fee; a cross account's "
+                     "positions close at that step and pay the fee. Liquidation price: the account's main underlying "
+                     "moved alone, other prices fixed (none: not within -99.9% .. +900%).", note=True)
 
 
 def _distribution(report: Report, summary: dict, pnl: np.ndarray, *, horizons_days: Sequence[int],
@@ -126,7 +172,10 @@ def _contributions(report: Report, contrib: dict, horizon: str) -> None:
 def _scenarios(report: Report, summary: dict) -> None:
     """Scenario P&L, worst first, and the stressed VaR."""
     report.heading("Stress scenarios")
-    sc = pd.DataFrame([{"scenario": k, "kind": v["kind"], "P&L (USD)": v["pnl"]} for k, v in summary["scenarios"].items()])
+    sc = pd.DataFrame([{"scenario": k, "kind": v["kind"], "P&L (USD)": v["pnl"],
+                        "held to horizon (USD)": v.get("pnl_held_to_horizon", v["pnl"]),
+                        "liquidated": ", ".join(f"{x['account']} ({x['at']})" for x in v.get("liquidated", []))}
+                       for k, v in summary["scenarios"].items()])
     sc = sc.sort_values("P&L (USD)")
     fig, ax = plt.subplots(figsize=(10, 0.35 * len(sc) + 1))
     ax.barh(sc["scenario"], sc["P&L (USD)"], color=np.where(sc["P&L (USD)"] < 0, "#c44e52", "#55a868"))
@@ -135,3 +184,23 @@ def _scenarios(report: Report, summary: dict) -> None:
     report.table(sc, float_format="{:,.0f}")
     if summary["stressed_var"]:
         report.paragraph(f"Stressed VaR with shocked correlations: {summary['stressed_var']}")
+
+
+def liquidation_lines(summary: dict, *, rows: int = 8) -> str:
+    """The liquidation table as text (the accounts most likely to be liquidated first):
+    what ``riskengine run`` prints after a stress run."""
+    liq = summary.get("liquidation") or {}
+    accounts = liq.get("accounts") or []
+    if not accounts:
+        return "liquidation: no margined futures or perpetual position" if liq.get("path_wise", True) else \
+            "liquidation: path-wise liquidation is off"
+    keys = list(accounts[0]["probability"])
+    price = lambda x: "none" if x is None else f"{x:,.6g}"  # noqa: E731
+    head = f"{'account':<22} {'venue':<9} {'spot':>10} {'liq. price':>11} " + " ".join(f"{'P ' + k:>8}" for k in keys)
+    lines = [f"liquidation risk ({len(accounts)} margin accounts, most likely first; details in report.html):", head]
+    for acc in accounts[:rows]:
+        lines.append(f"{acc['account'][:22]:<22} {acc['venue'][:9]:<9} {price(acc['spot']):>10} "
+                     f"{price(acc['liquidation_price']):>11} " + " ".join(f"{acc['probability'][k]:>8.2%}" for k in keys))
+    if len(accounts) > rows:
+        lines.append(f"... and {len(accounts) - rows} more")
+    return "\n".join(lines)

@@ -5,6 +5,7 @@ Monte Carlo."""
 
 from riskengine.revaluation.greeks import book_greeks, theta_by_underlying
 from riskengine.revaluation.historical import filtered_historical_pnl, historical_pnl
+from riskengine.revaluation.liquidation import liquidate_along_paths, liquidation_summary
 from riskengine.revaluation.paths import PathRevaluation, kernel_weights, vol_adjustment
 from riskengine.revaluation.scenarios import scenario_pnl
 from riskengine.revaluation.var_methods import (
@@ -22,6 +23,8 @@ __all__ = [
     "historical_pnl",
     "historical_var",
     "kernel_weights",
+    "liquidate_along_paths",
+    "liquidation_summary",
     "monte_carlo_var",
     "parametric_var",
     "scenario_pnl",
