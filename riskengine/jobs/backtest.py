@@ -59,12 +59,7 @@ from riskengine.jobs.allocate import ConstraintsConfig, ObjectiveConfig, build_p
 from riskengine.jobs.base import Job, JobContext, JobResult, Sampling
 from riskengine.models.correlated import correlation_factor, repaired_correlation
 from riskengine.report.backtest import backtest_report
-from riskengine.risk import (
-    christoffersen_coverage_test,
-    christoffersen_independence_test,
-    kupiec_test,
-    value_at_risk,
-)
+from riskengine.risk import coverage_tests, value_at_risk
 from riskengine.simulate import independent_normals
 
 DAYS_PER_YEAR = 365
@@ -354,10 +349,6 @@ def _run(config: Config, *, progress=None, base_dir: Path | None = None) -> JobR
                      report=lambda summary: backtest_report(summary, table, names))
 
 
-def _lr(test) -> dict:
-    return {"statistic": float(test.statistic), "p_value": float(test.p_value), "dof": int(test.dof)}
-
-
 def _metrics(table: pd.DataFrame, s: str, level: float) -> dict:
     eq = table[f"{s}_equity"].to_numpy()
     ret = eq / np.concatenate([[1.0], eq[:-1]]) - 1.0  # net of costs
@@ -385,9 +376,7 @@ def _metrics(table: pd.DataFrame, s: str, level: float) -> dict:
             "expected_exceedances": (1.0 - level) * days,
             "rate": float(hits.mean()),
             "mean_forecast_var": float(table[f"{s}_var"].mean()),
-            "kupiec": _lr(kupiec_test(hits, level=level)),
-            "christoffersen_independence": _lr(christoffersen_independence_test(hits)),
-            "christoffersen_coverage": _lr(christoffersen_coverage_test(hits, level=level)),
+            **coverage_tests(hits, level=level),
         },
     }
 

@@ -35,6 +35,7 @@ __all__ = [
     "LRTest",
     "christoffersen_coverage_test",
     "christoffersen_independence_test",
+    "coverage_tests",
     "exceedances",
     "kupiec_test",
     "transition_counts",
@@ -47,6 +48,9 @@ class LRTest(NamedTuple):
     statistic: float
     p_value: float
     dof: int
+
+    def as_dict(self) -> dict:
+        return {"statistic": float(self.statistic), "p_value": float(self.p_value), "dof": int(self.dof)}
 
 
 def _hits(hits: ArrayLike) -> np.ndarray:
@@ -112,3 +116,14 @@ def christoffersen_coverage_test(hits: Bool[ArrayLike, " days"], *, level: float
     statistic = kupiec_test(hits, level=level).statistic
     statistic += christoffersen_independence_test(hits).statistic
     return _test(statistic, 2)
+
+
+def coverage_tests(hits: Bool[ArrayLike, " days"], *, level: float) -> dict[str, dict]:
+    """The three tests of a VaR at ``level`` as summary entries: ``kupiec``,
+    ``christoffersen_independence`` and ``christoffersen_coverage``, each ``{statistic,
+    p_value, dof}``."""
+    return {
+        "kupiec": kupiec_test(hits, level=level).as_dict(),
+        "christoffersen_independence": christoffersen_independence_test(hits).as_dict(),
+        "christoffersen_coverage": christoffersen_coverage_test(hits, level=level).as_dict(),
+    }
