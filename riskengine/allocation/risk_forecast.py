@@ -80,3 +80,38 @@ class RiskForecaster:
         """VaR and ES (positive = loss, fraction of equity) of ``weights`` (one book or a batch)."""
         pnl = np.asarray(weights) @ scenarios.T
         return var_and_es(pnl, level=level)
+
+
+def daily_scenarios(log_returns: Float[np.ndarray, "dates assets"], normals: Float[np.ndarray, "periods paths assets"],
+                    *, first: int, window_days: int, retrain_every_days: int, kind: str = "gjr",
+                    dist: str = "normal") -> list[Float[np.ndarray, "paths assets"]]:
+    """The one-day scenarios of every decision date from ``first`` on, the forecaster re-fitted
+    every ``retrain_every_days`` on the last ``window_days`` log returns (``log_returns[t]``:
+    over ``(t - 1, t]``), period ``k`` with ``normals[k]``."""
+    out = []
+    forecaster = None
+    for i in range(len(log_returns) - first):
+        t = first + i
+        if (i % retrain_every_days) == 0:
+            forecaster = RiskForecaster(log_returns[t - window_days + 1: t + 1], normals[i // retrain_every_days],
+                                        kind=kind, dist=dist)
+        out.append(forecaster.scenarios(forecaster.vol(log_returns[: t + 1])))
+    return out
+
+
+def cap_to_cvar(targets: Float[np.ndarray, "days assets"], scenarios: list[np.ndarray], budget: float,
+                *, level: float = 0.95) -> None:
+    """Scale each day's targets (in place) down into the one-day CVaR budget; NaN targets
+    become 0 on the days that are scaled."""
+    for i in range(len(targets)):
+        w = np.where(np.isfinite(targets[i]), targets[i], 0.0)
+        _, es = RiskForecaster.var_es(scenarios[i], w, level=level)
+        if es > budget:
+            targets[i] = w * (budget / float(es))
+
+
+def daily_var(scenarios: list[np.ndarray], positions: Float[np.ndarray, "days assets"],
+              levels: list[float]) -> dict[float, Float[np.ndarray, " days"]]:
+    """``{level: the forecast one-day VaR of each day's positions}``."""
+    return {lv: np.array([float(RiskForecaster.var_es(scenarios[i], positions[i], level=lv)[0])
+                          for i in range(len(positions))]) for lv in levels}
