@@ -211,7 +211,7 @@ def _run(config: Config, *, progress=None, base_dir: Path | None = None) -> JobR
     return JobResult(
         summary=summary, tables={"pnl": simulated.pnl_table(pnl), "scenarios": scenario_table},
         report=lambda summary: stress_report(summary, pnl, horizons_days=config.horizons_days,
-                                             confidence=levels.confidence),
+                                             confidence=levels.confidence, curve=simulated.liquidation_curve()),
         exit_code=3 if summary["breaches"] else 0, console=liquidation_lines(summary),
     )
 

@@ -25,11 +25,13 @@ def _money(x: float) -> str:
 
 
 def stress_report(
-    summary: dict, pnl: Float[np.ndarray, "paths horizons"], *, horizons_days: Sequence[int], confidence: float
+    summary: dict, pnl: Float[np.ndarray, "paths horizons"], *, horizons_days: Sequence[int], confidence: float,
+    curve: tuple[np.ndarray, dict[str, np.ndarray]] | None = None,
 ) -> Report:
     """The stress job's HTML report (:class:`Report`) from its ``summary`` (the figures of
     summary.json) and the Monte Carlo P&L per path and horizon (``horizons_days``, days);
-    ``confidence`` is that of the Monte Carlo intervals."""
+    ``confidence`` is that of the Monte Carlo intervals; ``curve``: each account's
+    probability of liquidation by every simulation step (``(days, {account: [steps]})``)."""
     report = Report(f"Overnight stress — book as of {summary['asof']}")
     first = f"{horizons_days[0]}d"
     facts = {"positions": str(summary["positions"]), "paths": f"{summary['paths']:,}",
@@ -56,7 +58,7 @@ def stress_report(
     if summary["scenarios"]:
         _scenarios(report, summary)
 
-    _liquidation(report, summary, horizons_days=horizons_days)
+    _liquidation(report, summary, horizons_days=horizons_days, curve=curve)
     report.heading("Margin today")
     margin = pd.DataFrame([{"venue": k, **v} for k, v in summary["margin"].items()])
     report.table(margin, float_format="{:,.3f}")
@@ -68,7 +70,8 @@ def stress_report(
     return report
 
 
-def _liquidation(report: Report, summary: dict, *, horizons_days: Sequence[int]) -> None:
+def _liquidation(report: Report, summary: dict, *, horizons_days: Sequence[int],
+                 curve: tuple[np.ndarray, dict[str, np.ndarray]] | None) -> None:
     """Accounts ranked by liquidation probability, their liquidation price beside the spot,
     the probability against the horizon, and the effect on VaR (held to horizon beside)."""
     liq = summary.get("liquidation") or {}
@@ -88,16 +91,20 @@ def _liquidation(report: Report, summary: dict, *, horizons_days: Sequence[int])
         row[f"E[loss | liq] {last} (USD)"] = acc["expected_loss_given_liquidation"][last]
         rows.append(row)
     table = pd.DataFrame(rows).astype(object).where(lambda f: f.notna(), "none")
-    report.table(table, float_format="{:,.4g}", highlight=pd.Series([r[f"P(liq) {last}"] > 0.01 for r in rows]))
+    report.table(table, float_format="{:,.6g}", highlight=pd.Series([r[f"P(liq) {last}"] > 0.01 for r in rows]))
     fig, ax = plt.subplots(figsize=(7.5, 3.8))
     shown = [a for a in liq["accounts"] if a["probability"][last] > 0][:8]
     for acc in shown:
         p = [acc["probability"][f"{h}d"] for h in horizons_days]
         se = [acc["probability_se"][f"{h}d"] for h in horizons_days]
-        ax.errorbar(horizons_days, p, yerr=[3 * e for e in se], marker="o", capsize=3, label=acc["account"])
+        line = ax.errorbar(horizons_days, p, yerr=[3 * e for e in se], marker="o", capsize=3, ls="none",
+                           label=acc["account"])
+        if curve is not None:  # by the end of every simulation step (lines join the steps)
+            ax.plot(np.concatenate([[0.0], curve[0]]), np.concatenate([[0.0], curve[1][acc["account"]]]),
+                    color=line[0].get_color(), lw=1.2)
     ax.set_xlabel("horizon (days)")
     ax.set_ylabel("probability of liquidation")
-    ax.set_title("Liquidation probability against horizon (bars: 3 standard errors)")
+    ax.set_title("Liquidation probability against horizon (dots: horizons, bars: 3 s.e.)")
     if shown:
         ax.legend(fontsize=8)
     report.figure(fig, alt="Liquidation probability against horizon")

@@ -244,6 +244,8 @@ class PathRevaluation:
         out = {k: np.zeros((blocks, len(self.horizons_days), n)) for k, n in
                (("count", a.num_accounts), ("time", a.num_accounts), ("account_pnl", a.num_accounts),
                 ("position_pnl", self.book.num_positions), ("position_count", self.book.num_positions))}
+        step_days = np.cumsum(self.grid.dt) * DAYS_PER_YEAR
+        out["by_step"] = np.zeros((blocks, len(step_days), a.num_accounts))  # paths liquidated by each step's end
         for b in range(blocks):
             n = min(self.block_size, self.paths - (first_block + b) * self.block_size)
             if n <= 0:
@@ -255,7 +257,18 @@ class PathRevaluation:
             row_flag = np.where(inside, flag[..., np.maximum(row_account, 0)], False)  # [n, H, P]
             out["position_pnl"][b] = np.where(row_flag, pnl[b, :n], 0.0).sum(axis=0)
             out["position_count"][b] = row_flag.sum(axis=0)
+            t = time[b, :n, -1].astype(np.float64)  # [n, A], the same at every horizon
+            out["by_step"][b] = (t[None] <= step_days[:, None, None] * (1.0 + 1e-6)).sum(axis=1)
         return out
+
+    def liquidation_curve(self) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
+        """``(days, {account: probability})``: each account's probability of liquidation by
+        the end of every simulation step (``[steps]`` each), after :meth:`total_pnl`; None
+        without path-wise liquidation."""
+        if self.liquidation_stats is None:
+            return None
+        by_step = self.liquidation_stats["by_step"] / self.paths
+        return np.cumsum(self.grid.dt) * DAYS_PER_YEAR, dict(zip(self.accounts.names, by_step.T, strict=True))
 
     def liquidation_summary(self, *, path_wise: bool) -> dict:
         """The summary's ``liquidation`` section (after :meth:`total_pnl`; see
