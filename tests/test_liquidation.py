@@ -264,3 +264,23 @@ def test_unknown_venue_in_the_book_is_refused(tmp_path, capsys):
     assert main(["run", str(config), "--out", str(tmp_path / "out"), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "venue 'kraken'" in err and "venue table" in err, err
+
+
+def test_a_cross_account_closes_at_the_shock_and_never_ends_below_minus_fees(tmp_path):
+    # Binance cross account: 2 BTC long perpetual (entry = spot) and 30,000 USDT posted on a spot row.
+    market = _market(tmp_path)
+    book = _book("P,binance,linear_perpetual,BTC,2,,,,100000,cross,0,1,USDT\n"
+                 "C,binance,spot,ETH,1,,,,,cross,30000,1,USDT\n", market)
+    value0 = base_values(book, market)
+    table, summary = scenario_pnl(book, market, [_scenario(tmp_path, "down30", -0.30)], value0, elapsed_days=1.0,
+                                  accounts=build_accounts(book))
+    pnl = summary["down30"]["by_position"]
+    fee = BINANCE_FEE * 2 * 70000.0
+    # equity 30,000 - 60,000 < 0 at the shock: the perpetual closes there, pays the fee, and the
+    # 30,000 beyond the collateral is the insurance fund's: the account ends at -fee
+    assert summary["down30"]["liquidated"] == [{"account": "binance cross", "at": "shock"}]
+    assert pnl["P"] == pytest.approx(-60000.0 - fee + 30000.0, rel=1e-12)
+    assert pnl["C"] == pytest.approx(-0.30 * 4000.0, rel=1e-12)  # the spot ETH moves; the USDT stays
+    assert pnl["P"] + value0[list(book.table["id"]).index("C")] - 4000.0 == pytest.approx(-fee, rel=1e-12)
+    held = table.set_index("position_id")["held_pnl"]
+    assert held["P"] < -60000.0  # held to the horizon: the whole move, and a day of funding
