@@ -208,24 +208,21 @@ class MarketMakingJob(Job):
     sampling = Sampling(paths="simulation.paths", seed="simulation.seed", dtype="simulation.dtype")
 
     def estimate(self, config: Config, context: JobContext) -> Estimate:
-        return _estimate(config)
+        """Paths × quoting steps, for the strategy and the symmetric benchmark; memory: a few
+        numbers per path, one batch's state, and the sample path kept for the report (five
+        series of one value per step, per strategy, on device and copied to the host)."""
+        sim = config.simulation
+        steps = sim.horizon / sim.dt
+        return Estimate(
+            memory_bytes=sim.paths * 8.0 * 16 + min(sim.paths, sim.batch_size) * 8.0 * 64 + steps * 5 * 8.0 * 2 * 2,
+            work={"quote_steps": 2.0 * sim.paths * steps},
+            field="simulation.dt" if steps >= sim.paths else "simulation.paths",
+            detail=f"{sim.paths:.3g} paths x {steps:.3g} steps of dt {sim.dt:g}",
+        )
 
     def run(self, config: Config, context: JobContext) -> JobResult:
         return _run(config, progress=context.progress, base_dir=context.base_dir)
 
-
-def _estimate(config: Config) -> Estimate:
-    """Paths × quoting steps, for the strategy and the symmetric benchmark; memory: a few
-    numbers per path, one batch's state, and the sample path kept for the report (five
-    series of one value per step, per strategy, on device and copied to the host)."""
-    sim = config.simulation
-    steps = sim.horizon / sim.dt
-    return Estimate(
-        memory_bytes=sim.paths * 8.0 * 16 + min(sim.paths, sim.batch_size) * 8.0 * 64 + steps * 5 * 8.0 * 2 * 2,
-        work={"quote_steps": 2.0 * sim.paths * steps},
-        field="simulation.dt" if steps >= sim.paths else "simulation.paths",
-        detail=f"{sim.paths:.3g} paths x {steps:.3g} steps of dt {sim.dt:g}",
-    )
 
 def _run(config: Config, *, progress=None, base_dir: Path | None = None) -> JobResult:
     if config.simulation.dtype == "float64":

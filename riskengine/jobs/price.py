@@ -47,22 +47,19 @@ class PriceJob(Job):
 
     def estimate(self, config: Config, context: JobContext) -> Estimate:
         """Paths × time steps (to the longest maturity) of work; memory bounded by the chunk."""
-        return _estimate(config)
+        steps = max(1.0, max(i.maturity for i in config.instruments) * config.mc.steps_per_year)
+        passes = 4 if config.mc.greeks else 1
+        chunk = min(config.mc.paths, config.mc.chunk_paths)
+        return Estimate(
+            memory_bytes=chunk * len(config.instruments) * 8.0 * 16,
+            work={"path_steps": float(config.mc.paths) * steps * passes},
+            field="mc.paths" if config.mc.paths * 1.0 >= steps else "mc.steps_per_year",
+            detail=f"{config.mc.paths:.3g} paths x {steps:.3g} steps",
+        )
 
     def run(self, config: Config, context: JobContext) -> JobResult:
         return _run(config, progress=context.progress)
 
-
-def _estimate(config: Config) -> Estimate:
-    steps = max(1.0, max(i.maturity for i in config.instruments) * config.mc.steps_per_year)
-    passes = 4 if config.mc.greeks else 1
-    chunk = min(config.mc.paths, config.mc.chunk_paths)
-    return Estimate(
-        memory_bytes=chunk * len(config.instruments) * 8.0 * 16,
-        work={"path_steps": float(config.mc.paths) * steps * passes},
-        field="mc.paths" if config.mc.paths * 1.0 >= steps else "mc.steps_per_year",
-        detail=f"{config.mc.paths:.3g} paths x {steps:.3g} steps",
-    )
 
 def _run(config: Config, *, progress=None) -> JobResult:
     started = time.perf_counter()
