@@ -6,6 +6,11 @@
 - :mod:`riskengine.allocation.inputs`: scenario tables, job output directories, simulation;
 - :mod:`riskengine.allocation.lp`: the exact linear program (HiGHS) the solver is checked
   against.
+
+The exposure job's walk-forward machinery: ``exposure_config`` (its config sections),
+``exposure_inputs`` (its files), ``factors``, ``signals``, ``policy``, ``walk_forward``,
+``baselines``, ``exposure`` (budgets, limits, P&L), ``risk_forecast``, ``evaluation`` and
+``attribution``.
 """
 
 from riskengine.allocation.problem import OBJECTIVES, Constraints, Objective, check_returns
