@@ -91,7 +91,7 @@ class Accounts:
     holding_underlying: np.ndarray  # [H] index into book.underlyings, -1 for a stablecoin
     holding_currency: tuple[str, ...]  # [H]
     holding_haircut: np.ndarray  # [H]
-    membership: np.ndarray  # [positions, A]: 1 where a row's value (position or collateral) is the account's
+    row_account: np.ndarray  # [positions] the account a row's value (position or collateral) belongs to, -1: none
     book: Book
 
     @property
@@ -104,7 +104,7 @@ class Accounts:
 
     def rows(self, account: int) -> list[int]:
         """Rows of ``book.table`` whose value belongs to ``account``."""
-        return np.flatnonzero(self.membership[:, account]).tolist()
+        return np.flatnonzero(self.row_account == account).tolist()
 
 
 class AccountMarket(NamedTuple):
@@ -161,21 +161,20 @@ def build_accounts(book: Book) -> Accounts:
     q, m = t["quantity"].to_numpy(np.float64), t["multiplier"].to_numpy(np.float64)
     entry = t["entry_price"].to_numpy(np.float64)
     size = np.abs(q) * m
+    coin_of = {i: where.get(str(t["collateral_currency"].iat[i]), -1) for h in holdings for i in h}
     main, single = [], []
-    for a in range(len(names)):
-        rows = [i for i, acc in zip(member_row, member_account, strict=True) if acc == a]
+    for rows, held in zip(members, holdings, strict=True):
+        coins_held = {coin_of[i] for i in held if coin_of[i] >= 0}
         if rows:  # largest notional at entry in USD: linear |q| m E, inverse |q| m
             usd = [size[i] * (1.0 if str(kind[i]).startswith("inverse") else entry[i]) for i in rows]
             u = int(uidx[rows[int(np.argmax(usd))]])
         else:
-            u = int(next((h for h, acc in zip(holding_underlying, holding_account, strict=True) if acc == a and h >= 0), 0))
-        coins = {int(uidx[i]) for i in rows} | {int(h) for h, acc in zip(holding_underlying, holding_account, strict=True)
-                                              if acc == a and h >= 0}
+            u = min(coins_held, default=0)
         main.append(u)
-        single.append(coins <= {u})
-    membership = np.zeros((book.num_positions, len(names)))
+        single.append({int(uidx[i]) for i in rows} | coins_held <= {u})
+    row_account = np.full(book.num_positions, -1, np.int32)  # a row is in one account at most
     for a, (m_rows, h_rows) in enumerate(zip(members, holdings, strict=True)):
-        membership[m_rows + h_rows, a] = 1.0
+        row_account[m_rows + h_rows] = a
     return Accounts(
         names=tuple(names), venues=tuple(venues), modes=tuple(modes),
         underlying=np.asarray(main, np.int32), single=np.asarray(single, bool),
@@ -186,7 +185,7 @@ def build_accounts(book: Book) -> Accounts:
         expiry_years=np.nan_to_num(t["expiry_years"].to_numpy(np.float64)[member_row], nan=0.0),
         holding_row=holding_row, holding_account=holding_account, holding_units=collateral[holding_row],
         holding_underlying=holding_underlying, holding_currency=currency,
-        holding_haircut=book.rules.haircut[holding_row], membership=membership, book=book,
+        holding_haircut=book.rules.haircut[holding_row], row_account=row_account, book=book,
     )
 
 

@@ -138,6 +138,10 @@ def liquidation_summary(accounts: Accounts | None, stats: dict[str, np.ndarray] 
 
     ids = list(a.book.table["id"])
     names = a.book.underlyings
+    rows = {k: [] for k in range(a.num_accounts)}
+    for i, k in enumerate(a.row_account):
+        if k >= 0:
+            rows[int(k)].append(ids[i])
     for k, name in enumerate(a.names):
         count = stats["count"][:, k]
         p = count / paths
@@ -147,7 +151,7 @@ def liquidation_summary(accounts: Accounts | None, stats: dict[str, np.ndarray] 
         nearer = down if abs(along[0][k]) <= abs(along[1][k]) else up
         out["accounts"].append({
             "account": name, "venue": a.venues[k], "mode": a.modes[k], "underlying": names[a.underlying[k]],
-            "positions": [ids[i] for i in a.rows(k)],
+            "positions": rows[k],
             "spot": s, "liquidation_price": _finite(nearer), "distance": _finite(nearer / s - 1.0),
             "liquidation_price_down": _finite(down), "liquidation_price_up": _finite(up),
             "probability": per_horizon(p.tolist()),

@@ -236,9 +236,7 @@ class PathRevaluation:
         P&L (``account_pnl``); per horizon and position the P&L on paths where its account
         is liquidated (``position_pnl``, ``position_count``)."""
         a = self.accounts
-        row_account = np.full(self.book.num_positions, -1)
-        for k in range(a.num_accounts):
-            row_account[a.rows(k)] = k
+        row_account = a.row_account
         inside = row_account >= 0
         blocks = pnl.shape[0]
         out = {k: np.zeros((blocks, len(self.horizons_days), n)) for k, n in
@@ -253,10 +251,13 @@ class PathRevaluation:
             flag = liquidated[b, :n] > 0.5  # [n, H, A]
             out["count"][b] = flag.sum(axis=0)
             out["time"][b] = np.where(flag, time[b, :n].astype(np.float64), 0.0).sum(axis=0)
-            out["account_pnl"][b] = np.where(flag, pnl[b, :n] @ a.membership, 0.0).sum(axis=0)
             row_flag = np.where(inside, flag[..., np.maximum(row_account, 0)], False)  # [n, H, P]
             out["position_pnl"][b] = np.where(row_flag, pnl[b, :n], 0.0).sum(axis=0)
             out["position_count"][b] = row_flag.sum(axis=0)
+            # an account's P&L on its liquidated paths: the sum of its rows' (a sparse sum, not a matmul)
+            for j in range(len(self.horizons_days)):
+                out["account_pnl"][b, j] = np.bincount(row_account[inside], weights=out["position_pnl"][b, j, inside],
+                                                       minlength=a.num_accounts)
             t = time[b, :n, -1].astype(np.float64)  # [n, A], the same at every horizon
             out["by_step"][b] = (t[None] <= step_days[:, None, None] * (1.0 + 1e-6)).sum(axis=1)
         return out
