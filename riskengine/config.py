@@ -20,7 +20,6 @@ from pydantic import (
     model_validator,
 )
 
-from riskengine.calibration import load_calibrated_model
 from riskengine.errors import ConfigError, one_line
 from riskengine.models import MODELS, CorrelatedAssets, build_model, parameter_names
 from riskengine.paths import resolve_path
@@ -46,6 +45,10 @@ class ModelConfig(Strict):
         extra = sorted(set(data) - {"from"})
         if extra:
             raise ValueError(f"model.{extra[0]}: not allowed with model.from (the calibration gives name and params)")
+        # Imported here, not at the top: the calibration package pulls in optimistix and
+        # scipy (~1 s of start-up) that only a config with model.from needs.
+        from riskengine.calibration import load_calibrated_model
+
         base_dir = (info.context or {}).get("base_dir")
         try:
             return load_calibrated_model(str(data["from"]), base_dir=base_dir)
