@@ -32,6 +32,7 @@ move of the cross accounts' ``liquidation_move_down``/``_up``).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
@@ -47,7 +48,7 @@ from riskengine.instruments import (
     position_notional,
     solve_liquidation_move,
 )
-from riskengine.instruments.margin import tiered_maintenance, venue_sum
+from riskengine.instruments.margin import tiered_maintenance
 from riskengine.market import DAYS_PER_YEAR, MarketSnapshot
 
 __all__ = [
@@ -98,6 +99,32 @@ class Accounts:
     def num_accounts(self) -> int:
         return len(self.names)
 
+    def sum_members(self, values: Float[Array, "*batch members"]) -> Float[Array, "*batch accounts"]:
+        """Per account, the sum of its members' ``values``. Accounts are ordered isolated
+        first (one member each: a gather) then cross (a few: a product with a one-hot
+        matrix); no scatter, which is slow on CPU."""
+        return self._sum(values, self._member_sum)
+
+    def sum_holdings(self, values: Float[Array, "*batch holdings"]) -> Float[Array, "*batch accounts"]:
+        """Per account, the sum of its collateral holdings' ``values`` (as :meth:`sum_members`)."""
+        return self._sum(values, self._holding_sum)
+
+    @staticmethod
+    def _sum(values, plan):
+        first, present, onehot = plan
+        values = jnp.asarray(values)
+        isolated = jnp.where(present, values[..., first], 0.0) if first.size else values[..., :0]
+        cross = values @ jnp.asarray(onehot, values.dtype)
+        return jnp.concatenate([isolated, cross], axis=-1)
+
+    @functools.cached_property
+    def _member_sum(self):
+        return _sum_plan(self.member_account, self.modes)
+
+    @functools.cached_property
+    def _holding_sum(self):
+        return _sum_plan(self.holding_account, self.modes)
+
     @property
     def num_members(self) -> int:
         return int(self.member_row.shape[0])
@@ -105,6 +132,25 @@ class Accounts:
     def rows(self, account: int) -> list[int]:
         """Rows of ``book.table`` whose value belongs to ``account``."""
         return np.flatnonzero(self.row_account == account).tolist()
+
+
+def _sum_plan(owner: np.ndarray, modes: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(first, present, onehot)``: for each isolated account (the first ones) the index of
+    its one item (``present`` False: none), and a one-hot ``[items, cross accounts]``."""
+    isolated = sum(m == "isolated" for m in modes)
+    if any(m == "isolated" for m in modes[isolated:]):
+        raise ValueError("accounts: isolated accounts must come first")
+    first = np.zeros(isolated, np.int32)
+    present = np.zeros(isolated, bool)
+    for i, k in enumerate(owner):
+        if k < isolated:
+            if present[k]:
+                raise ValueError(f"accounts: isolated account {k} has more than one item")
+            first[k], present[k] = i, True
+    onehot = np.zeros((len(owner), len(modes) - isolated))
+    cross = owner >= isolated
+    onehot[np.flatnonzero(cross), owner[cross] - isolated] = 1.0
+    return first, present, onehot
 
 
 class AccountMarket(NamedTuple):
@@ -229,12 +275,11 @@ def account_values(accounts: Accounts, *, member_spot: Float[Array, "*batch memb
                             rate=f(rules.tier_rate[rows]))
     price = jnp.where(a.holding_underlying >= 0, f(holding_spot), f(market.stable_price))
     held = f(a.holding_units) * price
-    n = a.num_accounts
-    collateral = venue_sum(held, venue=a.holding_account, num_venues=n)
-    margin_collateral = venue_sum(held * (1.0 - f(a.holding_haircut)), venue=a.holding_account, num_venues=n)
+    collateral = a.sum_holdings(held)
+    margin_collateral = a.sum_holdings(held * (1.0 - f(a.holding_haircut)))
     return AccountValues(
-        equity=margin_collateral + venue_sum(value, venue=a.member_account, num_venues=n),
-        maintenance=venue_sum(mm, venue=a.member_account, num_venues=n),
+        equity=margin_collateral + a.sum_members(value),
+        maintenance=a.sum_members(mm),
         collateral=collateral, value=value, notional=notional,
     )
 
@@ -248,10 +293,9 @@ def closed_values(accounts: Accounts, values: AccountValues, dtype=jnp.float64) 
     a = accounts
     isolated = np.asarray(a.modes, dtype=object)[a.member_account] == "isolated" if a.num_members else np.zeros(0, bool)
     fee = jnp.asarray(a.book.rules.fee[a.member_row], dtype) * values.notional
-    n = a.num_accounts
-    raw = values.collateral + venue_sum(values.value, venue=a.member_account, num_venues=n)
+    raw = values.collateral + a.sum_members(values.value)
     deficit = jnp.maximum(-raw, 0.0)
-    total = venue_sum(values.notional, venue=a.member_account, num_venues=n)
+    total = a.sum_members(values.notional)
     share = values.notional / jnp.where(total > 0, total, 1.0)[..., a.member_account]
     return jnp.where(isolated, -fee, values.value - fee + deficit[..., a.member_account] * share)
 
