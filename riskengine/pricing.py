@@ -115,10 +115,8 @@ def price_europeans(
         raise ValueError(f"mc.estimator: must be 'smoothed' or 'plain', got {estimator!r}")
     grid = time_grid(maturities, steps_per_year=steps_per_year)
     index = tuple(grid.index(t) for t in maturities)
-    block_fn = _european_block_fn(
-        _GridKey.of(grid), index, block_size=block_size, dtype=jnp.dtype(dtype).name,
-        estimator=estimator, greeks=greeks,
-    )
+    static = dict(block_size=block_size, dtype=jnp.dtype(dtype).name, estimator=estimator, greeks=greeks)
+    block_fn = _european_block_fn(_GridKey.of(grid), index, **static)
     args = {
         "assets": as_assets(model),
         "spot": jnp.asarray(spot, dtype),
@@ -130,6 +128,7 @@ def price_europeans(
     est = monte_carlo(
         block_fn, args, key=key, num_paths=num_paths,
         block_size=block_size, chunk_paths=chunk_paths, devices=devices, progress=progress,
+        program_key=("price_europeans", _GridKey.of(grid), index, tuple(sorted(static.items()))),
     )
     nan = np.full(len(maturities), np.nan)
     get = lambda d, k: np.asarray(d.get(k, nan), np.float64)  # noqa: E731

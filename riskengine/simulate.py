@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from riskengine import checkpoint, distributed
+from riskengine import checkpoint, distributed, programs
 from riskengine.models import GBM, CorrelatedAssets, Model
 
 DEFAULT_BLOCK_SIZE = 1024
@@ -403,6 +403,7 @@ def monte_carlo(
     chunk_paths: int = DEFAULT_CHUNK_PATHS,
     devices: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    program_key: Hashable | None = None,
 ) -> Estimate:
     """Average ``block_fn(block_key, args)`` (a pytree of ``[block_size, ...]`` per-path
     values) over ``num_paths`` paths, streaming: memory is bounded by one chunk.
@@ -411,10 +412,14 @@ def monte_carlo(
     called after each chunk. Each chunk's blocks are split over ``devices`` local devices
     (default: all), and chunks over the processes of a ``jax.distributed`` run; the result
     is bitwise the same for any device count, process count and chunk size.
+
+    ``program_key``: a stable name of ``block_fn`` and everything it closes over (see
+    :func:`riskengine.programs.persistent_jit`); with one, on one device, the compiled chunk
+    is kept between runs and a second run loads it without tracing it again.
     """
     devices = distributed.local_device_count(devices)
     layout = _Layout.of(num_paths, block_size, chunk_paths, devices)
-    chunk = _reduction_chunk(block_fn, block_size, layout.blocks_per_chunk, devices)
+    chunk = _reduction_chunk(block_fn, block_size, layout.blocks_per_chunk, devices, program_key)
 
     def compute(first: int):
         return jax.device_get(chunk(key, layout.block_index(first), layout.valid_counts(first), args))
@@ -448,11 +453,14 @@ def _name(fn: Callable) -> str:
 
 
 @functools.lru_cache(maxsize=64)
-def _reduction_chunk(block_fn: BlockFn, block_size: int, blocks_per_chunk: int, devices: int = 1) -> Callable:
+def _reduction_chunk(
+    block_fn: BlockFn, block_size: int, blocks_per_chunk: int, devices: int = 1, program_key: Hashable | None = None
+) -> Callable:
     """The compiled unit of work of :func:`monte_carlo`: per-block sums and sums of squares
     of the blocks ``index`` (split over ``devices`` local devices).
 
-    Cached on ``block_fn`` so that repeated estimates reuse the compiled code.
+    Cached on ``block_fn`` so that repeated estimates reuse the compiled code; kept between
+    runs too when ``block_fn`` has a ``program_key`` and runs on one device.
     """
 
     def chunk(key, index, valid_counts, args):
@@ -468,6 +476,10 @@ def _reduction_chunk(block_fn: BlockFn, block_size: int, blocks_per_chunk: int, 
         squares = jax.tree.map(lambda v: _pairwise_block_sum(v * v), values)
         return sums, squares
 
+    if program_key is not None and devices == 1:
+        return programs.persistent_jit(
+            chunk, key=("monte_carlo", program_key, block_size, blocks_per_chunk), compiler_options=COMPILER_OPTIONS
+        )
     return distributed.shard_blocks(
         chunk, devices=devices, in_specs=(None, distributed.AXIS, distributed.AXIS, None),
         compiler_options=COMPILER_OPTIONS,
