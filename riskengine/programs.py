@@ -29,9 +29,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import math
 import os
 import pickle
 import platform
+import secrets
 import sys
 import tempfile
 from collections.abc import Callable, Hashable
@@ -62,34 +64,58 @@ def persistent_jit(fn: Callable, *, key: Hashable, compiler_options: dict[str, A
         leaves, treedef = jax.tree.flatten(args)
         digest = _fingerprint(key, treedef, leaves, compiler_options)
         program = loaded.get(digest)
+        if program is not None:
+            return program(*leaves)
+        path = folder / f"{digest}{SUFFIX}"
+        program = _load(path)
+        if program is not None:
+            try:  # the first call waits for its result: a program that loads but cannot run
+                result = jax.block_until_ready(program(*leaves))  # says so only then
+            except jax.errors.JaxRuntimeError:
+                program = None  # compile it again
         if program is None:
-            program = loaded[digest] = _load_or_compile(fn, treedef, leaves, folder / f"{digest}{SUFFIX}",
-                                                        compiler_options)
-        return program(*leaves)
+            program = _compile(fn, treedef, leaves, compiler_options)
+            _store(path, program)
+            result = program(*leaves)
+        loaded[digest] = program
+        return result
 
     return call
 
 
-def _load_or_compile(fn: Callable, treedef, leaves: list, path: Path, compiler_options) -> Callable:
-    """The stored executable at ``path``, or ``fn`` compiled on flat arguments and stored.
-    (Flat: a deserialised executable rebuilds its argument tree with placeholder leaves,
-    which an equinox model's unflattening does not accept.)"""
+def _load(path: Path) -> Callable | None:
+    """The executable stored at ``path``; None when absent, truncated or not loadable by
+    this jaxlib."""
     from jax.experimental import serialize_executable
 
     try:
         with open(path, "rb") as f:
             payload, in_tree, out_tree = pickle.load(f)
         return serialize_executable.deserialize_and_load(payload, in_tree, out_tree)
-    except Exception:  # absent, truncated, or not loadable by this jaxlib: compile it again
-        pass
+    except Exception:
+        return None
+
+
+def _compile(fn: Callable, treedef, leaves: list, compiler_options) -> Callable:
+    """``fn`` compiled on flat arguments (a deserialised executable rebuilds its argument
+    tree with placeholder leaves, which an equinox model's unflattening does not accept).
+
+    JAX's persistent compilation cache stays out of it: an executable loaded from there
+    serialises without its kernels (jaxlib 0.10.2 on CPU: the stored program then fails with
+    ``NOT_FOUND: Function multiply_add_fusion not found``). So the program gets a name no
+    earlier compilation had (JAX's cache cannot have it), and JAX does not keep it."""
 
     def flat(*flat_leaves):
         return fn(*jax.tree.unflatten(treedef, flat_leaves))
 
-    flat.__name__ = getattr(fn, "__name__", "program")
-    compiled = jax.jit(flat, compiler_options=compiler_options).lower(*leaves).compile()
-    _store(path, compiled)
-    return compiled
+    flat.__name__ = f"{getattr(fn, '__name__', 'program')}_{secrets.token_hex(8)}"
+    lowered = jax.jit(flat, compiler_options=compiler_options).lower(*leaves)
+    threshold = jax.config.jax_persistent_cache_min_compile_time_secs
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", math.inf)
+    try:
+        return lowered.compile()
+    finally:
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", threshold)
 
 
 def _store(path: Path, compiled) -> None:
