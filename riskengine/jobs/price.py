@@ -17,7 +17,6 @@ import time
 from typing import Literal
 
 import jax
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from pydantic import Field
@@ -163,7 +162,10 @@ def _report(config: Config, table: pd.DataFrame, summary: dict) -> Report:
         "volatility (sqrt(v0) and sqrt(theta) together for stochastic-volatility models).",
         note=True,
     )
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    from matplotlib.figure import Figure  # here, not at the top: only the report draws
+
+    fig = Figure(figsize=(11, 4))
+    axes = fig.subplots(1, 2)
     for option, marker in (("call", "o"), ("put", "s")):
         part = shown[shown["option"] == option]
         if part.empty:

@@ -5,15 +5,15 @@ from __future__ import annotations
 import base64
 import html
 import io
+import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 _STYLE = """
 body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 2em auto;
@@ -71,7 +71,7 @@ class Report:
             rows.append(f"<tr{attr}>{''.join(cells)}</tr>")
         self._parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
-    def figure(self, fig: plt.Figure, *, alt: str, legend_and_grid: bool = False) -> None:
+    def figure(self, fig: Figure, *, alt: str, legend_and_grid: bool = False) -> None:
         """Embed ``fig`` as a PNG; ``legend_and_grid``: first give each of its axes a small
         legend and a light grid (the house style of our line charts)."""
         if legend_and_grid:
@@ -80,13 +80,19 @@ class Report:
                 ax.grid(alpha=0.3)
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-        plt.close(fig)
+        # A figure made through pyplot stays registered there until closed; one made as a
+        # matplotlib.figure.Figure never was, and needs no pyplot imported to be drawn.
+        pyplot = sys.modules.get("matplotlib.pyplot")
+        if pyplot is not None:
+            pyplot.close(fig)
         data = base64.b64encode(buffer.getvalue()).decode("ascii")
         self._parts.append(f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">')
 
     def equity_and_drawdown(self, curves: dict[str, tuple[Any, np.ndarray]], *, alt: str) -> None:
         """Equity curves (log scale) over their drawdowns, one line per name: ``curves`` maps
         a name to ``(dates, equity)``."""
+        import matplotlib.pyplot as plt
+
         fig, axes = plt.subplots(2, 1, figsize=(10, 6), sharex=True, gridspec_kw={"height_ratios": [2, 1]})
         for name, (dates, equity) in curves.items():
             equity = np.asarray(equity, np.float64)
