@@ -129,8 +129,12 @@ def tiered_maintenance(
     ``maintenance_amount_k = maintenance_amount_{k-1} + lower_k (rate_k - rate_{k-1})``:
     continuous in the notional."""
     notional, lower, width, rate = as_float(notional, lower, width, rate)
-    inside = jnp.minimum(jnp.maximum(notional[..., None] - lower, 0.0), width)
-    return (rate * inside).sum(axis=-1)
+    # A sum over the (few) tiers written out: a reduction over a short minor axis is ~30x
+    # slower on XLA CPU than these fused elementwise terms.
+    total = jnp.zeros(jnp.broadcast_shapes(notional.shape, lower.shape[:-1]), notional.dtype)
+    for k in range(lower.shape[-1]):
+        total = total + rate[..., k] * jnp.minimum(jnp.maximum(notional - lower[..., k], 0.0), width[..., k])
+    return total
 
 
 def equity(

@@ -13,10 +13,12 @@ also liquidated with the Brownian-bridge probability that the log-price crossed 
 account's liquidation price (solved once at the snapshot along that underlying) during the
 step although both ends lie on the safe side: ``exp(-2 a b / s^2)`` with ``a``, ``b`` the
 log-distances of the two ends to the barrier and ``s^2`` the step's conditional variance
-of the log-price (the simulator's ``cond_std``; for GBM exactly ``sigma^2 dt``). A uniform
-draw from the block's own key (``fold_in(block_key, 2^32 - 1)``, then the step) decides, so
-the results stay independent of chunking. Crossings decided by the bridge are timed at the
-middle of the step; positions are valued at the step's end.
+of the log-price (the simulator's ``cond_std``; for GBM exactly ``sigma^2 dt``). One uniform
+``U`` per path and account, from the block's own key (``fold_in(block_key, 2^32 - 1)``, so
+the results stay independent of chunking), decides: the bridge liquidates the account at
+the first step where the product of the steps' survival probabilities ``1 - p`` falls below
+``U`` (the law of an independent draw per step, for one random number). Crossings decided
+by the bridge are timed at the middle of the step; positions are valued at the step's end.
 """
 
 from __future__ import annotations
@@ -83,10 +85,10 @@ def liquidate_along_paths(
         low = jnp.asarray(np.nan_to_num(barriers[0], nan=np.inf, posinf=np.inf, neginf=np.inf), dtype)
         high = jnp.asarray(np.nan_to_num(barriers[1], nan=np.inf, posinf=np.inf, neginf=np.inf), dtype)
         uidx = jnp.asarray(a.underlying)
-        bridge_key = jax.random.fold_in(key, BRIDGE_KEY)
+        uniform = jax.random.uniform(jax.random.fold_in(key, BRIDGE_KEY), (block, a.num_accounts), dtype)
 
     def body(carry, xs):
-        time, frozen, previous = carry
+        time, frozen, previous, survival = carry
         s, std, t, dt, k = xs
         v = account_values(a, member_spot=s[:, a.member_underlying], holding_spot=s[:, np.maximum(a.holding_underlying, 0)],
                            market=market, elapsed_days=t, dtype=dtype)
@@ -96,23 +98,22 @@ def liquidate_along_paths(
             s0, s1, var = previous[:, uidx], s[:, uidx], jnp.square(std[:, uidx])
             p_low = _crossing_probability(s0, s1, low, var, below=True)
             p_high = _crossing_probability(s0, s1, high, var, below=False)
-            p = 1.0 - (1.0 - p_low) * (1.0 - p_high)
-            u = jax.random.uniform(jax.random.fold_in(bridge_key, k), hit.shape, dtype)
-            crossed = single & (u < p) & ~hit
+            survival = survival * (1.0 - p_low) * (1.0 - p_high)
+            crossed = single & (survival < uniform) & ~hit
             when = jnp.where(crossed, t - 0.5 * dt, when)
             hit = hit | crossed
         new = jnp.isinf(time) & hit
         value = closed_values(a, v, dtype)
         frozen = jnp.where(new[:, a.member_account], value, frozen)
         time = jnp.where(new, when, time)
-        return (time, frozen, s), None
+        return (time, frozen, s, survival), None
 
     steps = spot.shape[0]
     std = cond_std if bridge else jnp.zeros((steps, 1, 1), dtype)
     xs = (spot, std, jnp.asarray(elapsed_days, dtype), jnp.asarray(step_days, dtype), jnp.arange(steps, dtype=jnp.uint32))
     init = (jnp.full((block, a.num_accounts), jnp.inf, dtype), jnp.zeros((block, a.num_members), dtype),
-            jnp.broadcast_to(jnp.asarray(spot0, dtype), (block, spot.shape[-1])))
-    (time, frozen, _), _ = jax.lax.scan(body, init, xs)
+            jnp.broadcast_to(jnp.asarray(spot0, dtype), (block, spot.shape[-1])), jnp.ones((block, a.num_accounts), dtype))
+    (time, frozen, _, _), _ = jax.lax.scan(body, init, xs)
     return PathLiquidation(time_days=time, frozen=frozen)
 
 
