@@ -18,6 +18,19 @@ evaluation date (ours: expiry 08:00 UTC minus the snapshot time, years of 365.25
 fit sees slightly different maturities; both parameter sets are then scored by our objective
 with the 1024-node pricer on the exact maturities. Prints a markdown table and writes
 ``--out`` (JSON).
+
+After the timed run (not counted in it):
+
+- the fitted table's prices (``OUTPUT_NODES`` = 256 nodes) against the 1024-node pricer at
+  the same parameters, on every ``--check-nodes-every``-th snapshot (max abs difference);
+- per snapshot, whether the SVCJ fit's quote objective (``sum ((P - mid)/spread)^2`` over the
+  train quotes) is above the same snapshot's Heston fit, which it nests;
+- the put–call-parity floor of the test RMSE: for every test quote whose strike and expiry
+  are quoted on both sides, ``v = C_mid - P_mid - (1 - K/F)`` is the parity violation of the
+  two mids (every model here prices ``C - P = 1 - K/F`` exactly). A fit that matches the
+  tight side of such a pair misses the wide side by ``|v|``; the floor is the RMSE over all
+  test quotes of ``v`` on the wide sides (0 elsewhere): what an arbitrage-free model fitted
+  by 1/spread-weighted residuals is expected to leave at least.
 """
 
 from __future__ import annotations
@@ -36,7 +49,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from riskengine.cache import enable_compilation_cache  # noqa: E402
 from riskengine.calibration.chain import (  # noqa: E402
+    OUTPUT_NODES,
+    SOLVER_PARAMETERS,
     LiquidityFilter,
     assign_sets,
     calibrate_snapshots,
@@ -103,6 +119,26 @@ def objective(quotes, model: str, params: dict) -> float:
     return float(np.sum(((price - quotes["mid"].to_numpy()) / quotes["spread"].to_numpy()) ** 2))
 
 
+def parity_floor(quotes, chain_quotes) -> tuple[float, int, int]:
+    """Sum of squared parity violations on the wide side of the test quotes of one snapshot
+    (see the module docstring), the number of test quotes, and how many miss by > 0.01 coin."""
+    pairs = chain_quotes.pivot_table(index=["expiry", "strike"], columns="option",
+                                     values=["mid", "spread", "forward"], aggfunc="first").dropna()
+    if pairs.empty or "call" not in pairs["mid"] or "put" not in pairs["mid"]:
+        return 0.0, int((quotes["set"] == "test").sum()), 0
+    strike = pairs.index.get_level_values("strike").to_numpy()
+    gap = (pairs[("mid", "call")] - pairs[("mid", "put")]
+           - (1.0 - strike / pairs[("forward", "call")])).rename("gap")
+    sides = pairs[[("spread", "call"), ("spread", "put")]].droplevel(0, axis=1)
+    table = sides.assign(gap=gap).reset_index()
+    test = quotes[quotes["set"] == "test"].merge(table, on=["expiry", "strike"], how="left")
+    call = (test["option"] == "call").to_numpy()
+    own = np.where(call, test["call"], test["put"])
+    other = np.where(call, test["put"], test["call"])
+    miss = np.nan_to_num(np.where(own > other, test["gap"].to_numpy(), 0.0))
+    return float(np.sum(miss**2)), len(test), int(np.sum(np.abs(miss) > 0.01))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--currency", default="BTC")
@@ -113,8 +149,16 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=100)
     parser.add_argument("--quantlib-every", type=int, default=1,
                         help="compare with QuantLib on every k-th snapshot (0: never)")
+    parser.add_argument("--check-nodes-every", type=int, default=10,
+                        help="after the run, compare the output prices with 1024 nodes on every "
+                             "k-th snapshot (0: never)")
+    parser.add_argument("--compilation-cache", action="store_true",
+                        help="use riskengine's persistent compilation cache (as `riskengine run` "
+                             "does); default: off, so the time includes every compilation")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    if args.compilation_cache:
+        enable_compilation_cache()
     if not DATA.is_dir():
         sys.exit(f"real Deribit data not found at {DATA} (../shared/data)")
     files = list_snapshots(DATA)
@@ -144,6 +188,7 @@ def main() -> None:
         "temporal_penalty": args.temporal_penalty, "max_steps": args.max_steps,
         "wall_seconds": wall, "cpu_seconds": cpu, "compile_seconds": run.compile_seconds,
         "load_average_before_after": [load_before, load_after],
+        "compilation_cache": args.compilation_cache,
         "machine": f"{platform.node()} {platform.processor() or platform.machine()}, "
                    f"{os.cpu_count()} CPUs",
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -156,6 +201,31 @@ def main() -> None:
         mine = h[h["model"] == m]
         record["summary"][m]["seconds_per_snapshot_median"] = float(mine["seconds"].median())
         record["summary"][m]["steps_median"] = float(mine["steps"].median())
+
+    # Untimed checks: output quadrature, SVCJ against the Heston it nests, the parity floor
+    if {"heston", "svcj"} <= set(models):
+        obj = h.pivot_table(index="timestamp", columns="model", values="quote_objective")
+        worse = obj[obj["svcj"] > obj["heston"] * (1 + 1e-9)]
+        record["svcj_worse_than_heston"] = {
+            "snapshots": int(len(worse)), "of": int(len(obj)),
+            "largest_excess": float((worse["svcj"] / worse["heston"] - 1).max()) if len(worse) else 0.0}
+    floor_sse, floor_n, floor_big, node_diff = 0.0, 0, 0, 0.0
+    for i, load in enumerate(chains):
+        chain = load()
+        quotes, _ = liquid_quotes(chain.quotes, LiquidityFilter())
+        quotes = quotes.assign(set=assign_sets(quotes, fraction=0.2, seed=0))
+        sse, n, big = parity_floor(quotes, chain.quotes)
+        floor_sse, floor_n, floor_big = floor_sse + sse, floor_n + n, floor_big + big
+        if args.check_nodes_every and i % args.check_nodes_every == 0:
+            for m in models:
+                row = h[h["model"] == m].iloc[i]
+                params = {k: float(row[k]) for k in SOLVER_PARAMETERS[m]}
+                fine = chain_prices(quotes, m, params)
+                node_diff = max(node_diff, float(np.max(np.abs(
+                    chain_prices(quotes, m, params, num_nodes=OUTPUT_NODES) - fine))))
+    record["parity_floor"] = {"rmse": math.sqrt(floor_sse / max(floor_n, 1)), "test_quotes": floor_n,
+                              "quotes_off_by_more_than_0.01": floor_big}
+    record["output_nodes_max_abs_diff_vs_1024"] = node_diff if args.check_nodes_every else None
 
     # QuantLib's Heston on the same train quotes
     if args.quantlib_every and "heston" in models:
@@ -200,6 +270,17 @@ def main() -> None:
         print(f"| {m} | {s['test']['rmse']:.5f} | {s['test']['mae']:.5f} | {s['test']['inside']:.1%} | "
               f"{s['test']['quotes']} | {s['train']['rmse']:.5f} | {s['seconds_per_snapshot']:.2f} | "
               f"{s['converged']}/{s['fits']} |")
+    floor = record["parity_floor"]
+    print(f"\nput-call parity floor of the pooled test RMSE: {floor['rmse']:.5f} coin "
+          f"({floor['quotes_off_by_more_than_0.01']} of {floor['test_quotes']} test quotes are "
+          f"the wide side of a pair whose mids miss parity by > 0.01 coin)")
+    if "svcj_worse_than_heston" in record:
+        w = record["svcj_worse_than_heston"]
+        print(f"SVCJ quote objective above the same snapshot's Heston: {w['snapshots']} of {w['of']} "
+              f"snapshots (largest excess {w['largest_excess']:.2%})")
+    if record["output_nodes_max_abs_diff_vs_1024"] is not None:
+        print(f"output prices ({OUTPUT_NODES} nodes) vs 1024 nodes, every {args.check_nodes_every}th "
+              f"snapshot: max abs difference {record['output_nodes_max_abs_diff_vs_1024']:.1e} coin")
     if "quantlib" in record:
         q = record["quantlib"]
         print(f"\nQuantLib Heston on {q['snapshots']} snapshots ({q['failed']} failed): "

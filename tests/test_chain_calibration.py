@@ -4,6 +4,7 @@ calibrate job's outputs (and its one-line errors)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -233,3 +234,38 @@ def test_real_data_configs_run(config, tmp_path, monkeypatch):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["paths"] == 2048
     assert (out / "report.html").exists()
+
+
+def test_stuck_svcj_warm_fit_restarts_from_heston(tmp_path, monkeypatch):
+    """A warm SVCJ fit that ends above the same snapshot's Heston fit (which SVCJ nests) is
+    refitted from that Heston fit plus small jumps, and the better fit is kept. The warm fit is
+    made to look stuck (objective 1e9 at its start); without the restart it would be kept."""
+    from riskengine.calibration import chain as chain_module
+
+    chains = []
+    for day, v0 in ((2, 0.20), (3, 0.30)):
+        path = tmp_path / f"202603{day:02d}T080000Z.csv"
+        write_synthetic_chain(path, "svcj", {**SVCJ, "v0": v0}, stamp=f"2026-03-{day:02d}T08:00:00+00:00")
+        chains.append(read_chain(path))
+    real = chain_module.fit_quotes
+    svcj_starts = []
+
+    def fit_quotes(train, model, *, starts, **kwargs):
+        fit = real(train, model, starts=starts, **kwargs)
+        if model != "svcj":
+            return fit
+        svcj_starts.append([dict(s) for s in starts])
+        if len(svcj_starts) == 2:  # the second snapshot's warm fit: stuck where it started
+            return dataclasses.replace(fit, params=dict(starts[0]), objective=1e9, data_objective=1e9)
+        return fit
+
+    monkeypatch.setattr(chain_module, "fit_quotes", fit_quotes)
+    run = calibrate_snapshots(chains, models=["heston", "svcj"], fraction=0.0, seed=0,
+                              rules=LiquidityFilter(min_open_interest=0.0), temporal_penalty=0.1)
+    second = run.history[run.history["timestamp"] == run.history["timestamp"].max()].set_index("model")
+    heston = second.loc["heston", list(HESTON)].to_dict()
+    assert len(svcj_starts) == 3, svcj_starts  # cold, warm (stuck), restart
+    restart = svcj_starts[2][0]
+    assert all(restart[k] == pytest.approx(v, rel=1e-12) for k, v in heston.items())
+    assert second.loc["svcj", "objective"] < 1e9
+    assert second.loc["svcj", "quote_objective"] <= second.loc["heston", "quote_objective"]
