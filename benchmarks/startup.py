@@ -11,7 +11,10 @@
    ``MCEuropeanEngine`` (run on fewer paths and scaled linearly to 4·10⁶: it is ~100x
    slower per path-step).
 
-    .venv/bin/python benchmarks/startup.py [--quick]
+    .venv/bin/python benchmarks/startup.py [--quick] [--startup-only] [--repeat N]
+
+``--startup-only`` skips the GBM comparison; ``--repeat N`` measures each first/second
+pair N times (each with its own empty cache) and prints the median beside every pair.
 
 Prints every time and the ratios; record them with the machine in benchmarks/RESULTS.md.
 """
@@ -59,17 +62,30 @@ def cold_and_warm(config: Path, *args: str) -> tuple[float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the GBM job with 4e5 paths instead of 4e6")
+    parser.add_argument("--startup-only", action="store_true", help="only the first/second-run pairs")
+    parser.add_argument("--repeat", type=int, default=1, help="pairs per config (median printed)")
+    parser.add_argument("--config", action="append", choices=("price_heston", "stress"),
+                        help="only these configs' pairs (default both)")
     args = parser.parse_args()
     print(time.strftime("date: %Y-%m-%d %H:%M:%S %Z"))
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.2f}")
 
     print("\n== first (cold compilation cache) and second run, wall clock ==")
-    for config, extra in ((ROOT / "configs" / "price_heston.yaml", ("--paths", "16384")),
-                          (ROOT / "configs" / "stress.yaml", ())):
-        cold, warm = cold_and_warm(config, *extra)
-        print(f"{config.name} {' '.join(extra)}: first {cold:.2f} s, second {warm:.2f} s, "
-              f"speed-up {cold / warm:.2f}x (target >= 3x)")
+    pairs = {"price_heston": ("--paths", "16384"), "stress": ()}
+    for name in args.config or pairs:
+        config, extra = ROOT / "configs" / f"{name}.yaml", pairs[name]
+        ratios = []
+        for _ in range(args.repeat):
+            cold, warm = cold_and_warm(config, *extra)
+            ratios.append(cold / warm)
+            print(f"{config.name} {' '.join(extra)}: first {cold:.2f} s, second {warm:.2f} s, "
+                  f"speed-up {cold / warm:.2f}x (target >= 3x), load average {os.getloadavg()[0]:.2f}",
+                  flush=True)
+        if args.repeat > 1:
+            print(f"{config.name}: median speed-up {float(np.median(ratios)):.2f}x over {args.repeat} pairs")
+    if args.startup_only:
+        return 0
 
     paths = 400_000 if args.quick else 4_000_000
     steps = contenders.STEPS
