@@ -79,8 +79,8 @@ CHAIN_MODELS = ("black", "heston", "bates", "svcj")
 PAD = 64
 DEFAULT_CHAIN_NODES = 32
 # Nodes of the prices written to the outputs (fitted table, RMSE, inside share): 256 agree
-# with the 1024-node default to 2e-16 coin at every fitted parameter set of the 236-snapshot
-# BTC history (benchmarks/deribit_history.py checks it) and cost a quarter of the time.
+# with the 1024-node default to 3e-15 coin at the fitted parameters of the 236-snapshot
+# BTC history (every 10th snapshot, benchmarks/deribit_history.py) at a quarter of the time.
 OUTPUT_NODES = 256
 
 

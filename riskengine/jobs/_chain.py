@@ -152,7 +152,7 @@ def _report(config, result: ChainRun, summary: dict) -> Report:
         "Method: Levenberg–Marquardt (optimistix) on the characteristic-function pricer (Lewis' "
         "formula) with spot 1 and strike K/F, exact forward-mode Jacobian; each snapshot starts "
         "from the previous snapshot's fit. Model prices in the tables: 256-node quadrature "
-        "(the 1024-node prices to 2e-16 coin on the BTC history).",
+        "(the 1024-node prices to 3e-15 coin on the BTC history).",
         note=True)
     return report
 
