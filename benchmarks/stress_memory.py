@@ -116,8 +116,9 @@ def main() -> None:
             config["liquidation"] = {"path_wise": mode == "path_wise", "bridge": True}
             summary, peak_gb, seconds = run_once(config, tmp, mode)
             results[mode] = (peak_gb, seconds, summary)
-            accounts = len(summary["liquidation"]["accounts"])
-            print(f"{label} [{mode}, {accounts} margin accounts]: peak RSS {peak_gb:.2f} GiB, {seconds:.0f} s")
+            what = (f"{len(summary['liquidation']['accounts'])} margin accounts followed along the paths"
+                    if mode == "path_wise" else "every position held to the horizon")
+            print(f"{label} [{what}]: peak RSS {peak_gb:.2f} GiB, {seconds:.0f} s")
             print("  seconds by phase: " + ", ".join(f"{k} {v:.1f}" for k, v in summary["seconds_by_phase"].items()))
             first = next(iter(summary["var"]))
             print(f"  VaR {first}: {summary['var'][first]}, ES {first}: {summary['es'][first]}")
