@@ -41,9 +41,11 @@ def main() -> None:
     import yaml
 
     jax.config.update("jax_enable_x64", True)
+    from riskengine.cache import enable_compilation_cache
+
+    enable_compilation_cache()  # the same program in every child of a test: compiled once
     from riskengine import checkpoint
     from riskengine.book import base_values, load_book
-    from riskengine.accounts import build_accounts
     from riskengine.config import build_assets, validate
     from riskengine.jobs import stress
     from riskengine.market import load_market
@@ -63,8 +65,7 @@ def main() -> None:
     mc = config.mc
     sim = PathRevaluation(book, market, assets, horizons_days=config.horizons_days, value0=base_values(book, market),
                           paths=mc.paths, seed=mc.seed, dtype=dtype, steps_per_day=mc.steps_per_day,
-                          block_size=mc.block_size, chunk_paths=mc.chunk_paths,
-                          accounts=build_accounts(book), bridge=True)  # liquidations along the paths
+                          block_size=mc.block_size, chunk_paths=mc.chunk_paths)
     sim.devices = args.devices
     saved = None
     if args.checkpoint:
