@@ -63,6 +63,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the GBM job with 4e5 paths instead of 4e6")
     parser.add_argument("--startup-only", action="store_true", help="only the first/second-run pairs")
+    parser.add_argument("--gbm-only", action="store_true", help="only the GBM comparison with numpy and QuantLib")
     parser.add_argument("--repeat", type=int, default=1, help="pairs per config (median printed)")
     parser.add_argument("--config", action="append", choices=("price_heston", "stress"),
                         help="only these configs' pairs (default both)")
@@ -73,7 +74,7 @@ def main() -> int:
 
     print("\n== first (cold compilation cache) and second run, wall clock ==")
     pairs = {"price_heston": ("--paths", "16384"), "stress": ()}
-    for name in args.config or pairs:
+    for name in [] if args.gbm_only else (args.config or pairs):
         config, extra = ROOT / "configs" / f"{name}.yaml", pairs[name]
         ratios = []
         for _ in range(args.repeat):
