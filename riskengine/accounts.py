@@ -99,6 +99,11 @@ class Accounts:
     def num_accounts(self) -> int:
         return len(self.names)
 
+    @functools.cached_property
+    def member_isolated(self) -> np.ndarray:
+        """``[members]``: whether each member is an isolated position (its own account)."""
+        return np.asarray([self.modes[k] == "isolated" for k in self.member_account], bool)
+
     def sum_members(self, values: Float[Array, "*batch members"]) -> Float[Array, "*batch accounts"]:
         """Per account, the sum of its members' ``values``. Accounts are ordered isolated
         first (one member each: a gather) then cross (a few: a product with a one-hot
@@ -291,13 +296,12 @@ def closed_values(accounts: Accounts, values: AccountValues, dtype=jnp.float64) 
     < 0``) given back pro rata to notional (the insurance fund's), so that the account
     never ends below ``-fees``. The fee is the venue's rate on the notional at the mark."""
     a = accounts
-    isolated = np.asarray(a.modes, dtype=object)[a.member_account] == "isolated" if a.num_members else np.zeros(0, bool)
     fee = jnp.asarray(a.book.rules.fee[a.member_row], dtype) * values.notional
     raw = values.collateral + a.sum_members(values.value)
     deficit = jnp.maximum(-raw, 0.0)
     total = a.sum_members(values.notional)
     share = values.notional / jnp.where(total > 0, total, 1.0)[..., a.member_account]
-    return jnp.where(isolated, -fee, values.value - fee + deficit[..., a.member_account] * share)
+    return jnp.where(a.member_isolated, -fee, values.value - fee + deficit[..., a.member_account] * share)
 
 
 def gather_prices(accounts: Accounts, spot: Float[Array, "*batch underlyings"]):
@@ -341,13 +345,15 @@ def liquidation_moves(accounts: Accounts, *, spot: np.ndarray, market: AccountMa
         return np.asarray(down), np.asarray(up)
 
 
-def book_margin(accounts: Accounts, market: MarketSnapshot) -> tuple[dict[str, dict[str, float]], list[dict]]:
+def book_margin(accounts: Accounts, market: MarketSnapshot, *, along: tuple[np.ndarray, np.ndarray] | None = None
+                ) -> tuple[dict[str, dict[str, float]], list[dict]]:
     """``(cross, isolated)`` at today's market: per venue with a cross account, its margin
     ``equity`` (haircuts applied), ``maintenance_margin``, ``margin_ratio`` (maintenance /
     equity, ``inf`` when the equity is not positive) and the common moves
     ``liquidation_move_down``/``_up``; per isolated futures or perpetual position, its
     ``liquidation_price`` (the mark at which it is liquidated, moving its underlying only),
-    ``mark``, relative ``distance`` to it and ``notional_usd``. USD, float64."""
+    ``mark``, relative ``distance`` to it and ``notional_usd``. USD, float64. ``along``: the
+    accounts' :func:`liquidation_moves` along their underlying, if already solved."""
     a, book = accounts, accounts.book
     names = book.underlyings
     spot = np.asarray([market.underlyings[u].spot for u in names])
@@ -357,7 +363,8 @@ def book_margin(accounts: Accounts, market: MarketSnapshot) -> tuple[dict[str, d
                                 holding_spot=spot[np.maximum(a.holding_underlying, 0)], market=am, elapsed_days=0.0)
         values = jax.tree.map(np.asarray, values)
     common = liquidation_moves(a, spot=spot, market=am, along="common")
-    along = liquidation_moves(a, spot=spot, market=am, along="underlying")
+    if along is None:
+        along = liquidation_moves(a, spot=spot, market=am, along="underlying")
     t = book.table
     cross, isolated = {}, []
     for k, name in enumerate(a.names):

@@ -203,7 +203,7 @@ def _run(config: Config, *, progress=None, base_dir: Path | None = None) -> JobR
     summary["stressed_var"] = {s.name: simulated.stressed_var(s, levels=levels.var_levels)
                                for s in scenarios if s.shocks.correlation is not None}
     lap("stressed_var")
-    summary["margin"], summary["isolated"] = book_margin(accounts, market)
+    summary["margin"], summary["isolated"] = book_margin(accounts, market, along=simulated.along)
     summary["limits"] = dict(config.limits)
     summary["breaches"] = breaches(config.limits, summary)
     lap("margin_and_limits")

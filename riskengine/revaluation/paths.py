@@ -82,6 +82,7 @@ class PathRevaluation:
         horizons = np.asarray(self.horizons_days, np.float64)
         self.grid = time_grid(horizons / DAYS_PER_YEAR, steps_per_year=DAYS_PER_YEAR * steps_per_day)
         self.steps_per_day = steps_per_day
+        self.step_end_days = np.cumsum(self.grid.dt) * DAYS_PER_YEAR  # [steps] days since the snapshot
         self.states = [base_state(book, market, elapsed_days=float(h)) for h in horizons]
         # Path-wise liquidation: the accounts are followed at every step (all steps recorded).
         self.accounts = accounts if accounts is not None and accounts.num_members > 0 else None
@@ -136,7 +137,7 @@ class PathRevaluation:
             "collateral_uidx": jnp.asarray(self.collateral_underlying),
         } | ({} if self.accounts is None else {
             "account_market": AccountMarket(*(jnp.asarray(x, dtype) for x in account_market(self.accounts, self.market))),
-            "elapsed_days": jnp.asarray(np.cumsum(self.grid.dt) * DAYS_PER_YEAR, dtype),
+            "elapsed_days": jnp.asarray(self.step_end_days, dtype),
             "step_days": jnp.asarray(self.grid.dt * DAYS_PER_YEAR, dtype),
         })
 
@@ -183,8 +184,7 @@ class PathRevaluation:
         liquidated = liquidation.time_days <= h * (1.0 + 1e-6)  # [block, accounts]
         rows = a.member_row
         own = collateral_change + jnp.asarray(collateral_values(self.book, self.market), dtype)  # [block, P]
-        isolated = np.asarray(a.modes)[a.member_account] == "isolated"
-        closed = jnp.where(isolated, liquidation.frozen, liquidation.frozen + own[:, rows])
+        closed = jnp.where(a.member_isolated, liquidation.frozen, liquidation.frozen + own[:, rows])
         member = jnp.where(liquidated[:, a.member_account], closed, row_value[:, rows])
         pnl = row_value.at[:, rows].set(member) - args["value0"]
         return jnp.concatenate([pnl, held, liquidated.astype(dtype), liquidation.time_days], axis=-1)
@@ -242,7 +242,7 @@ class PathRevaluation:
         out = {k: np.zeros((blocks, len(self.horizons_days), n)) for k, n in
                (("count", a.num_accounts), ("time", a.num_accounts), ("account_pnl", a.num_accounts),
                 ("position_pnl", self.book.num_positions), ("position_count", self.book.num_positions))}
-        step_days = np.cumsum(self.grid.dt) * DAYS_PER_YEAR
+        step_days = self.step_end_days
         out["by_step"] = np.zeros((blocks, len(step_days), a.num_accounts))  # paths liquidated by each step's end
         for b in range(blocks):
             n = min(self.block_size, self.paths - (first_block + b) * self.block_size)
@@ -269,7 +269,7 @@ class PathRevaluation:
         if self.liquidation_stats is None:
             return None
         by_step = self.liquidation_stats["by_step"] / self.paths
-        return np.cumsum(self.grid.dt) * DAYS_PER_YEAR, dict(zip(self.accounts.names, by_step.T, strict=True))
+        return self.step_end_days, dict(zip(self.accounts.names, by_step.T, strict=True))
 
     def liquidation_summary(self, *, path_wise: bool) -> dict:
         """The summary's ``liquidation`` section (after :meth:`total_pnl`; see

@@ -105,6 +105,6 @@ def _liquidated(accounts: Accounts, market: MarketSnapshot, spot: np.ndarray, he
                 which.append((a.names[k], at))
                 for i in np.flatnonzero(a.member_account == k):
                     row = a.member_row[i]
-                    values[row] = closed[i] if a.modes[k] == "isolated" else closed[i] + collateral[row]
+                    values[row] = closed[i] if a.member_isolated[i] else closed[i] + collateral[row]
             done |= hit
     return values, which
