@@ -54,7 +54,7 @@ def persistent_jit(fn: Callable, *, key: Hashable, compiler_options: dict[str, A
     everything ``fn`` closes over (its static configuration); ``fn``'s code is covered by
     the package source in the fingerprint. Positional arguments only."""
     jitted = jax.jit(fn, compiler_options=compiler_options)
-    loaded: dict[str, Callable] = {}
+    loaded: dict[tuple, Callable] = {}  # by (folder, tree, argument avals)
 
     @functools.wraps(fn)
     def call(*args):
@@ -62,10 +62,11 @@ def persistent_jit(fn: Callable, *, key: Hashable, compiler_options: dict[str, A
         if folder is None or jax.process_count() > 1:
             return jitted(*args)
         leaves, treedef = jax.tree.flatten(args)
-        digest = _fingerprint(key, treedef, leaves, compiler_options)
-        program = loaded.get(digest)
+        signature = (folder, treedef, tuple(_aval(leaf) for leaf in leaves))
+        program = loaded.get(signature)
         if program is not None:
             return program(*leaves)
+        digest = _fingerprint(key, treedef, signature[2], compiler_options)
         path = folder / f"{digest}{SUFFIX}"
         program = _load(path)
         if program is not None:
@@ -77,7 +78,7 @@ def persistent_jit(fn: Callable, *, key: Hashable, compiler_options: dict[str, A
             program = _compile(fn, treedef, leaves, compiler_options)
             _store(path, program)
             result = program(*leaves)
-        loaded[digest] = program
+        loaded[signature] = program
         return result
 
     return call
@@ -136,12 +137,16 @@ def _store(path: Path, compiled) -> None:
                 os.unlink(tmp)
 
 
-def _fingerprint(key: Hashable, treedef, leaves: list, compiler_options) -> str:
-    avals = []
-    for leaf in leaves:
-        aval = jax.typeof(leaf)
-        avals.append((tuple(aval.shape), str(aval.dtype), bool(getattr(aval, "weak_type", False))))
-    payload = repr((key, str(treedef), avals, sorted((compiler_options or {}).items()), _environment()))
+def _aval(leaf) -> tuple:
+    """What of an argument a compiled program depends on: shape, dtype, weak type."""
+    aval = jax.typeof(leaf)
+    return tuple(aval.shape), str(aval.dtype), bool(getattr(aval, "weak_type", False))
+
+
+def _fingerprint(key: Hashable, treedef, avals: tuple, compiler_options) -> str:
+    """The stored program's name (computed once per signature in a process: hashing the
+    tree structure of a model's arguments costs milliseconds, a chunk's call as few)."""
+    payload = repr((key, str(treedef), list(avals), sorted((compiler_options or {}).items()), _environment()))
     return hashlib.sha256(payload.encode()).hexdigest()
 
 

@@ -11,6 +11,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from riskengine import programs
 from riskengine.analytic import (
     bates_price,
     black_scholes_price,
@@ -54,3 +55,17 @@ def analytic_price_and_greeks(model: Model, *, spot, strike, maturity, rate, div
     (value, delta), (_, gamma) = jax.jvp(value_and_delta, (spot,), (jnp.ones_like(spot),))
     _, vega = jax.jvp(lambda e: price(spot, e), (zero,), (jnp.ones_like(zero),))
     return {"price": value, "delta": delta, "gamma": gamma, "vega": vega}
+
+
+def _price_and_greeks(model, spot, strike, maturity, rate, dividend, is_call):
+    return analytic_price_and_greeks(
+        model, spot=spot, strike=strike, maturity=maturity, rate=rate, dividend=dividend, is_call=is_call
+    )
+
+
+#: :func:`analytic_price_and_greeks` as one compiled program with positional arguments
+#: ``(model, spot, strike, maturity, rate, dividend, is_call)``, kept between runs by
+#: :mod:`riskengine.programs` (a second run of a price job does not trace the forward-mode
+#: Greeks of a characteristic-function pricer again). Compiled whole, its float64 figures
+#: may differ from the eager ones in the last bit.
+price_and_greeks_program = programs.persistent_jit(_price_and_greeks, key="references.analytic_price_and_greeks")

@@ -83,3 +83,36 @@ def test_entry_that_loads_but_cannot_run_is_compiled_again(folder, monkeypatch):
 
     monkeypatch.setattr(programs, "_load", lambda path: broken)
     assert _same(programs.persistent_jit(fn, key="k")(*ARGS), expected)
+
+
+def test_same_call_in_one_process_reuses_the_program_without_hashing(folder, monkeypatch):
+    fn, traced = _counting()
+    program = programs.persistent_jit(fn, key="k")
+    first = program(*ARGS)
+    hashed = []
+    monkeypatch.setattr(programs, "_fingerprint", lambda *a: hashed.append(1) or "x")
+    assert _same(program(*ARGS), first)
+    assert hashed == [] and len(traced) == 1
+    program(jnp.ones((3, 3)), ARGS[1])  # a new shape: a new program, looked up by its name
+    assert hashed == [1]
+
+
+def test_analytic_references_as_one_kept_program(folder):
+    """The price job's references compiled whole (and loaded again) agree with the eager
+    forward-mode Greeks to 1e-12 relative, in float64."""
+    from riskengine.references import analytic_price_and_greeks, price_and_greeks_program
+
+    model = Heston(v0=0.04, kappa=4.0, theta=0.25, sigma=1.0, rho=-0.5)
+    strike, maturity, is_call = np.array([100.0, 90.0]), np.array([1.0, 0.5]), np.array([True, False])
+    with jax.enable_x64(True):
+        eager = analytic_price_and_greeks(model, spot=100.0, strike=strike, maturity=maturity, rate=0.01,
+                                          dividend=0.02, is_call=is_call)
+        args = (model, np.float64(100.0), strike, maturity, np.float64(0.01), np.float64(0.02), is_call)
+        stored = price_and_greeks_program(*args)
+        loaded = programs.persistent_jit(price_and_greeks_program.__wrapped__,
+                                         key="references.analytic_price_and_greeks")(*args)
+    assert len(list(folder.glob(f"*{programs.SUFFIX}"))) == 1
+    for name in ("price", "delta", "gamma", "vega"):
+        assert np.asarray(stored[name]).dtype == np.float64
+        np.testing.assert_allclose(stored[name], eager[name], rtol=1e-12, atol=0)
+        assert np.array_equal(loaded[name], stored[name])

@@ -25,7 +25,7 @@ from riskengine.budget import Estimate
 from riskengine.config import EuropeanConfig, MarketConfig, McConfig, ModelConfig, Strict
 from riskengine.jobs.base import Job, JobContext, JobResult, Sampling
 from riskengine.pricing import price_europeans
-from riskengine.references import analytic_price_and_greeks, has_analytic_price
+from riskengine.references import has_analytic_price, price_and_greeks_program
 from riskengine.report import Report
 
 
@@ -120,14 +120,14 @@ def _references(model, market, instruments) -> list[dict]:
     if not has_analytic_price(model):
         return [dict.fromkeys(("price", "delta", "gamma", "vega")) for _ in instruments]
     with jax.enable_x64(True):
-        values = analytic_price_and_greeks(
+        values = price_and_greeks_program(
             model,
-            spot=market.spot,
-            strike=np.asarray([i.strike for i in instruments]),
-            maturity=np.asarray([i.maturity for i in instruments]),
-            rate=market.rate,
-            dividend=market.dividend,
-            is_call=np.asarray([i.is_call for i in instruments]),
+            np.float64(market.spot),
+            np.asarray([i.strike for i in instruments], np.float64),
+            np.asarray([i.maturity for i in instruments], np.float64),
+            np.float64(market.rate),
+            np.float64(market.dividend),
+            np.asarray([i.is_call for i in instruments]),
         )
         values = {k: np.asarray(v, np.float64) for k, v in values.items()}
     return [{k: float(values[k][i]) for k in values} for i in range(len(instruments))]
