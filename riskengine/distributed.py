@@ -39,6 +39,11 @@ def initialize(*, coordinator: str, num_processes: int, process_id: int) -> None
     )
 
 
+def joined() -> bool:
+    """Whether this process joined a ``jax.distributed`` run (:func:`initialize`)."""
+    return jax.distributed.is_initialized()
+
+
 def check_process_arguments(*, coordinator: str | None, num_processes: int | None, process_id: int | None) -> None:
     """Validate ``--coordinator/--num-processes/--process-id`` (all three or none)."""
     given = [x is not None for x in (coordinator, num_processes, process_id)]

@@ -40,7 +40,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float
-from scipy import special
 
 from riskengine.analytic.black_scholes import black_undiscounted
 
@@ -66,6 +65,8 @@ def _legendre_01(num_nodes: int) -> tuple[np.ndarray, np.ndarray]:
     SciPy's nodes polished by Newton steps on the recurrence, and weights from ``P_n'``
     (as accurate as ``numpy.polynomial.legendre.leggauss``, without its O(n^3) eigensolve).
     """
+    from scipy import special  # here: a run that loads its kept programs never builds nodes
+
     x = special.roots_legendre(num_nodes)[0]
     for _ in range(2):
         p, dp = _legendre_values(num_nodes, x)

@@ -17,12 +17,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import pandas as pd
 from pydantic import BaseModel
 
 from riskengine.config import resolve_path
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from riskengine.budget import Estimate
     from riskengine.report import Report
 

@@ -14,11 +14,10 @@ mc: {paths: 1000000, steps_per_year: 252, seed: 7, dtype: float64, scheme: qe}
 from __future__ import annotations
 
 import time
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import jax
 import numpy as np
-import pandas as pd
 from pydantic import Field
 
 from riskengine.budget import Estimate
@@ -27,6 +26,9 @@ from riskengine.jobs.base import Job, JobContext, JobResult, Sampling
 from riskengine.pricing import price_europeans
 from riskengine.references import has_analytic_price, price_and_greeks_program
 from riskengine.report import Report
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class Config(Strict):
@@ -110,6 +112,8 @@ def _run(config: Config, *, progress=None) -> JobResult:
         "instruments": rows,
         "mc_seconds": mc_seconds,
     }
+    import pandas as pd  # here: the CLI imports it on a thread while the simulation runs
+
     table = pd.DataFrame(rows)
     return JobResult(summary=summary, tables={"prices": table},
                      report=lambda summary: _report(config, table, summary))

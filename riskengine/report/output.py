@@ -12,12 +12,14 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from riskengine.errors import ConfigError
+
+if TYPE_CHECKING:  # pandas is imported by the jobs that make tables, not to write them
+    import pandas as pd
 
 
 def _jsonable(value: Any) -> Any:
