@@ -117,13 +117,14 @@ def price_europeans(
     index = tuple(grid.index(t) for t in maturities)
     static = dict(block_size=block_size, dtype=jnp.dtype(dtype).name, estimator=estimator, greeks=greeks)
     block_fn = _european_block_fn(_GridKey.of(grid), index, **static)
-    args = {
+    real = jnp.dtype(dtype)
+    args = {  # host arrays: the compiled chunk takes them as they are (no JAX dispatch per array)
         "assets": as_assets(model),
-        "spot": jnp.asarray(spot, dtype),
-        "drift": jnp.asarray([rate - dividend], dtype),
-        "strikes": jnp.asarray(strikes, dtype),
-        "is_call": jnp.asarray(is_call, bool),
-        "discount": jnp.asarray(np.exp(-rate * np.asarray(maturities, np.float64)), dtype),
+        "spot": np.asarray(spot, real),
+        "drift": np.asarray([rate - dividend], real),
+        "strikes": np.asarray(strikes, real),
+        "is_call": np.asarray(is_call, bool),
+        "discount": np.asarray(np.exp(-rate * np.asarray(maturities, np.float64)), real),
     }
     est = monte_carlo(
         block_fn, args, key=key, num_paths=num_paths,
