@@ -288,9 +288,10 @@ def entry() -> None:
     left is the interpreter's teardown (every module of jax, pandas, matplotlib and XLA's CPU
     client), about 0.5 s of a short job's wall clock, so the process ends with ``os._exit``
     after flushing its output. A ``jax.distributed`` run exits normally, so that its
-    processes shut down together."""
+    processes shut down together, and so does a run under a profiler or a tracer (cProfile,
+    coverage), which write their results at exit."""
     code = main()
-    if distributed.joined():
+    if distributed.joined() or sys.getprofile() is not None or sys.gettrace() is not None:
         sys.exit(code)
     sys.stdout.flush()
     sys.stderr.flush()
