@@ -133,3 +133,12 @@ def test_console_script_runs_as_a_subprocess(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["dtype"] == "float32"
     assert abs(summary["instruments"][0]["price"] - 10.4505835722) < 4 * summary["instruments"][0]["stderr"] + 1e-3
+
+
+def test_console_script_exit_code_and_message_on_bad_input(tmp_path):
+    """The entry point leaves with the job's exit code and its one-line error flushed."""
+    exe = Path(sys.executable).with_name("riskengine")
+    done = subprocess.run([str(exe), "run", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "o")],
+                          capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith("error: config: cannot read")
