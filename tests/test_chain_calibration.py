@@ -21,6 +21,7 @@ from riskengine.calibration.chain import (
     LiquidityFilter,
     assign_sets,
     calibrate_snapshots,
+    chain_bounds,
     liquid_quotes,
 )
 from riskengine.cli import main
@@ -163,6 +164,16 @@ def test_filter_and_holdout_rules():
     assert not np.array_equal(sets, assign_sets(many, fraction=0.2, seed=2))
     labelled = many.assign(set=np.where(many["x"] < 10, "test", "train"))
     assert (assign_sets(labelled, fraction=0.5, seed=1) == "test").sum() == 10
+
+
+def test_chain_bounds():
+    """SVCJ chain fits get the wider boxes of CHAIN_BOUNDS (the BTC history presses against
+    the surface defaults); a config's fit.bounds overrides them; Heston keeps the defaults."""
+    svcj = chain_bounds("svcj")
+    assert svcj["kappa"] == (1e-3, 60.0) and svcj["sigma"] == (1e-2, 15.0)
+    assert svcj["vol_jump_mean"][1] * svcj["jump_corr"][1] < 1.0  # E[exp(J_S)] finite
+    assert chain_bounds("svcj", {"sigma": (0.01, 6.0)})["sigma"] == (0.01, 6.0)
+    assert chain_bounds("heston")["sigma"] == (1e-2, 6.0)
 
 
 def test_calibrate_job_on_a_folder_of_chains(tmp_path):
