@@ -376,7 +376,9 @@ def calibrate_snapshots(
     ``temporal_penalty > 0``, is penalised for moving away from it. A Bates/SVCJ warm fit
     whose quote objective is above that snapshot's Heston fit (which it nests) is refitted
     from the Heston parameters plus small jumps, and the better of the two kept. A warm start whose
-    objective is not finite falls back to the cold starts. Test quotes are priced with the
+    objective is not finite falls back to the cold starts. A fit that stops at ``max_steps``
+    without meeting LM's criterion is continued once from where it stopped (same anchor), and
+    the better of the two kept. Test quotes are priced with the
     fitted parameters and never enter the fit. ``progress(done, total)`` is called after each
     fit. Model prices in the outputs use ``OUTPUT_NODES`` (256) quadrature nodes.
     """
@@ -407,11 +409,12 @@ def calibrate_snapshots(
             kwargs = dict(objective=objective, bounds=bounds.get(m), num_nodes=num_nodes,
                           max_steps=max_steps)
             fit = None
+            anchored = {}
             if m in previous:
-                fit = fit_quotes(train, m, starts=[previous[m].params], anchor=previous[m].z,
-                                 temporal_penalty=temporal_penalty, **kwargs)
+                anchored = dict(anchor=previous[m].z, temporal_penalty=temporal_penalty)
+                fit = fit_quotes(train, m, starts=[previous[m].params], **anchored, **kwargs)
                 if not math.isfinite(fit.objective):
-                    fit = None
+                    fit, anchored = None, {}
             if (fit is not None and heston_fit is not None and m in _JUMPS
                     and fit.data_objective > heston_fit.data_objective):
                 # The jump model nests Heston: fitting worse than this snapshot's Heston means
@@ -427,6 +430,14 @@ def calibrate_snapshots(
                 fit = fit_quotes(train, m, starts=starting_points(m, train, starts=starts,
                                                                   heston=heston_params),
                                  **kwargs)
+            if not fit.converged and math.isfinite(fit.objective):
+                # LM ran out of steps still moving (a narrow valley, parameters near a
+                # bound): continue once from where it stopped, with fresh damping.
+                more = fit_quotes(train, m, starts=[fit.params], **anchored, **kwargs)
+                more.seconds += fit.seconds
+                more.compile_seconds += fit.compile_seconds
+                fit = more if more.objective < fit.objective else dataclasses.replace(
+                    fit, seconds=more.seconds, compile_seconds=more.compile_seconds)
             compile_seconds += fit.compile_seconds
             previous[m] = fit
             if m == "heston":
