@@ -280,3 +280,33 @@ def test_stuck_svcj_warm_fit_restarts_from_heston(tmp_path, monkeypatch):
     assert all(restart[k] == pytest.approx(v, rel=1e-12) for k, v in heston.items())
     assert second.loc["svcj", "objective"] < 1e9
     assert second.loc["svcj", "quote_objective"] <= second.loc["heston", "quote_objective"]
+
+
+def test_unconverged_fit_is_continued_from_where_it_stopped(tmp_path, monkeypatch):
+    """A fit that stops at max_steps without meeting LM's criterion is run once more from its
+    own parameters (with the same anchor), and the better of the two is kept."""
+    from riskengine.calibration import chain as chain_module
+
+    chains = []
+    for day in (2, 3):
+        path = tmp_path / f"202603{day:02d}T080000Z.csv"
+        write_synthetic_chain(path, "heston", HESTON, stamp=f"2026-03-{day:02d}T08:00:00+00:00")
+        chains.append(read_chain(path))
+    real = chain_module.fit_quotes
+    calls = []
+
+    def fit_quotes(train, model, *, starts, **kwargs):
+        fit = real(train, model, starts=starts, **kwargs)
+        calls.append({"starts": [dict(s) for s in starts], "anchor": kwargs.get("anchor"),
+                      "params": dict(fit.params)})
+        if len(calls) == 2:  # the second snapshot's warm fit: out of steps
+            return dataclasses.replace(fit, converged=False, objective=fit.objective + 1.0)
+        return fit
+
+    monkeypatch.setattr(chain_module, "fit_quotes", fit_quotes)
+    run = calibrate_snapshots(chains, models=["black"], fraction=0.0, seed=0,
+                              rules=LiquidityFilter(min_open_interest=0.0), temporal_penalty=0.1)
+    assert len(calls) == 3, calls  # cold, warm (unconverged), continued
+    assert calls[2]["starts"] == [calls[1]["params"]]
+    assert calls[2]["anchor"] is calls[1]["anchor"] is not None
+    assert bool(run.history["converged"].iloc[-1])
