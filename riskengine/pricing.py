@@ -115,9 +115,9 @@ def price_europeans(
         raise ValueError(f"mc.estimator: must be 'smoothed' or 'plain', got {estimator!r}")
     grid = time_grid(maturities, steps_per_year=steps_per_year)
     index = tuple(grid.index(t) for t in maturities)
-    static = dict(block_size=block_size, dtype=jnp.dtype(dtype).name, estimator=estimator, greeks=greeks)
-    block_fn = _european_block_fn(_GridKey.of(grid), index, **static)
     real = jnp.dtype(dtype)
+    static = dict(block_size=block_size, dtype=real.name, estimator=estimator, greeks=greeks)
+    block_fn = _european_block_fn(_GridKey.of(grid), index, **static)
     args = {  # host arrays: the compiled chunk takes them as they are (no JAX dispatch per array)
         "assets": as_assets(model),
         "spot": np.asarray(spot, real),
