@@ -54,7 +54,7 @@ def persistent_jit(fn: Callable, *, key: Hashable, compiler_options: dict[str, A
     everything ``fn`` closes over (its static configuration); ``fn``'s code is covered by
     the package source in the fingerprint. Positional arguments only."""
     jitted = jax.jit(fn, compiler_options=compiler_options)
-    loaded: dict[tuple, Callable] = {}  # by (folder, tree, argument avals)
+    loaded: dict[tuple, Callable] = {}  # by (folder, tree, argument avals, JAX's flags)
 
     @functools.wraps(fn)
     def call(*args):
@@ -62,11 +62,12 @@ def persistent_jit(fn: Callable, *, key: Hashable, compiler_options: dict[str, A
         if folder is None or jax.process_count() > 1:
             return jitted(*args)
         leaves, treedef = jax.tree.flatten(args)
-        signature = (folder, treedef, tuple(_aval(leaf) for leaf in leaves))
+        flags = _flags()
+        signature = (folder, treedef, tuple(_aval(leaf) for leaf in leaves), flags)
         program = loaded.get(signature)
         if program is not None:
             return program(*leaves)
-        digest = _fingerprint(key, treedef, signature[2], compiler_options)
+        digest = _fingerprint(key, treedef, signature[2], compiler_options, flags)
         path = folder / f"{digest}{SUFFIX}"
         program = _load(path)
         if program is not None:
@@ -143,25 +144,30 @@ def _aval(leaf) -> tuple:
     return tuple(aval.shape), str(aval.dtype), bool(getattr(aval, "weak_type", False))
 
 
-def _fingerprint(key: Hashable, treedef, avals: tuple, compiler_options) -> str:
+def _flags() -> tuple:
+    """JAX's configuration flags as the calling thread sees them now (``jax.enable_x64``
+    and the like change them for one thread, for a while)."""
+    return tuple(sorted((k, repr(v)) for k, v in jax.config.values.items()))
+
+
+def _fingerprint(key: Hashable, treedef, avals: tuple, compiler_options, flags: tuple) -> str:
     """The stored program's name (computed once per signature in a process: hashing the
     tree structure of a model's arguments costs milliseconds, a chunk's call as few)."""
-    payload = repr((key, str(treedef), list(avals), sorted((compiler_options or {}).items()), _environment()))
+    payload = repr((key, str(treedef), list(avals), sorted((compiler_options or {}).items()), _environment(), list(flags)))
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
 @functools.lru_cache(maxsize=1)
 def _environment() -> str:
-    """What, besides a program's key and arguments, decides what it compiles to."""
+    """What, besides a program's key, its arguments and JAX's flags (which a thread can
+    change for itself, e.g. ``jax.enable_x64``), decides what it compiles to."""
     import equinox
     import jaxlib
     import numpy
 
     device = jax.devices()[0]
-    flags = sorted((k, repr(v)) for k, v in jax.config.values.items())
     parts = [_source_digest(), sys.version, jax.__version__, jaxlib.__version__, equinox.__version__,
-             numpy.__version__, device.platform, device.device_kind, device.client.platform_version,
-             repr(flags)]
+             numpy.__version__, device.platform, device.device_kind, device.client.platform_version]
     if device.platform == "cpu":
         parts.append(_cpu())
     return repr(parts)

@@ -89,6 +89,29 @@ def _threefry_data(key: PRNGKeyArray) -> Array | None:
     return jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
 
 
+def seed_key(seed: int) -> PRNGKeyArray:
+    """``jax.random.key(seed)``, bit for bit, made on the host for a seed in [0, 2**32):
+    JAX's own compiles a small program for it (about 0.08 s of a run's start)."""
+    if isinstance(seed, int | np.integer) and 0 <= seed < 2**32 and jax.config.jax_default_prng_impl == "threefry2x32":
+        return jax.random.wrap_key_data(np.array([0, seed], np.uint32), impl="threefry2x32")
+    return jax.random.key(seed)
+
+
+def fold_in(key: PRNGKeyArray, data: ArrayLike) -> PRNGKeyArray:
+    """``jax.random.fold_in(key, d)`` for every ``d`` of ``data`` (broadcast against the
+    keys), bit for bit. For threefry keys it is the hash of ``(0, d)`` under the key,
+    evaluated by :func:`_threefry2x32` as one fused elementwise kernel; JAX's own, under
+    ``vmap``, is a rolled loop compiled on its own (three of them per simulated block)."""
+    words = _threefry_data(key)
+    data = jnp.asarray(data, jnp.uint32)
+    if words is None:
+        return jnp.vectorize(jax.random.fold_in)(key, data)
+    hi, lo = _threefry2x32(words[..., 0], words[..., 1], jnp.zeros_like(data), data)
+    hi, lo = jnp.broadcast_arrays(hi, lo)
+    out = jnp.stack([hi, lo], axis=-1)
+    return jax.random.wrap_key_data(out, impl="threefry2x32") if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else out
+
+
 def random_bits(key: PRNGKeyArray, shape: tuple[int, ...], dtype: Any) -> Array:
     """``jax.random.bits(key, shape, uint)`` with as many bits as ``dtype``, bit for bit, for
     a threefry ``key`` (JAX's default, with ``jax_threefry_partitionable``, also its default):
@@ -216,8 +239,8 @@ def simulate_block(
 
     # Keys of steps 0 .. T + 1 (the random numbers are drawn ahead), and of their normal
     # shocks, in two vectorised calls: each is a loop that XLA compiles separately.
-    step_keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, jnp.arange(dt.shape[0] + 2, dtype=jnp.uint32))
-    shock_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(step_keys, 0)
+    step_keys = fold_in(key, jnp.arange(dt.shape[0] + 2, dtype=jnp.uint32))
+    shock_keys = fold_in(step_keys, 0)
 
     def body(carry, xs):
         x, aux, recorded, shocks, next_bits = carry
@@ -242,14 +265,14 @@ def simulate_block(
             aux_i, mean, std = model.step(
                 aux[i], dt=step_dt, drift=drift[i], z_var=z_var, key=jax.random.fold_in(step_key, 2 + i)
             )
-            cond_mean = x[:, i] + mean
+            cond_mean = x[i] + mean
             new_x.append(cond_mean + std * z)
             new_aux.append(aux_i)
             means.append(cond_mean)
             stds.append(std)
-        x = jnp.stack(new_x, axis=-1)
+        x = tuple(new_x)
         values = {
-            "log_return": lambda: x,
+            "log_return": lambda: jnp.stack(x, axis=-1),
             "cond_mean": lambda: jnp.stack(means, axis=-1),
             "cond_std": lambda: jnp.stack(stds, axis=-1),
             "variance": lambda: jnp.stack(
@@ -271,7 +294,7 @@ def simulate_block(
         )
         return (x, tuple(new_aux), recorded, next_shocks, bits_two_ahead), None
 
-    x0 = jnp.zeros((block_size, num_assets), dtype)
+    x0 = tuple(jnp.zeros((block_size,), dtype) for _ in range(num_assets))
     aux0 = tuple(m.init_aux(block_size, dtype) for m in assets.models)
     recorded0 = tuple(jnp.zeros((num_times, block_size, num_assets), dtype) for _ in record)
     shocks0 = normal_from_bits(draw_bits(shock_keys[0]), dtype)
@@ -464,7 +487,7 @@ def _reduction_chunk(
     """
 
     def chunk(key, index, valid_counts, args):
-        keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, index)
+        keys = fold_in(key, index)
         values = jax.vmap(block_fn, in_axes=(0, None))(keys, args)
         valid = jnp.arange(block_size)[None, :] < valid_counts[:, None]
 
@@ -561,7 +584,7 @@ def block_keys(key: PRNGKeyArray, first_block: int | Array, blocks_per_chunk: in
     keying of path blocks (so the first n paths of a seed do not depend on how many are
     asked for, nor on how they are split)."""
     index = first_block + jnp.arange(blocks_per_chunk, dtype=jnp.uint32)
-    return jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, index)
+    return fold_in(key, index)
 
 
 def stream_blocks(
@@ -639,7 +662,7 @@ def collect(block_fn: BlockFn, args: Any, **kwargs) -> np.ndarray:
 @functools.lru_cache(maxsize=64)
 def _collect_chunk(block_fn: BlockFn, blocks_per_chunk: int, devices: int = 1) -> Callable:
     def chunk(key, index, args):
-        keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, index)
+        keys = fold_in(key, index)
         return jax.vmap(block_fn, in_axes=(0, None))(keys, args)
 
     return distributed.shard_blocks(

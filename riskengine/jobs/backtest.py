@@ -43,7 +43,6 @@ import time
 from pathlib import Path
 from typing import Literal
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
@@ -60,7 +59,7 @@ from riskengine.jobs.base import Job, JobContext, JobResult, Sampling
 from riskengine.models.correlated import correlation_factor, repaired_correlation
 from riskengine.report.backtest import backtest_report
 from riskengine.risk import coverage_tests, value_at_risk
-from riskengine.simulate import independent_normals
+from riskengine.simulate import independent_normals, seed_key
 
 DAYS_PER_YEAR = 365
 STRATEGIES = ("strategy", "equal_weight", "inverse_vol")
@@ -233,7 +232,7 @@ def _run(config: Config, *, progress=None, base_dir: Path | None = None) -> JobR
     budget = float(constraints.budget)
     dtype = jnp.float64 if config.dtype == "float64" else jnp.float32
     settings = SolverSettings(dtype=dtype)
-    base_key = jax.random.key(config.simulate.seed)
+    base_key = seed_key(config.simulate.seed)
     rolling_std = pd.DataFrame(log_ret).rolling(config.window_days).std().to_numpy()
     fixed = None
     if config.model is not None:

@@ -59,6 +59,7 @@ from riskengine.config import MarketConfig, ModelConfig, Strict
 from riskengine.errors import ConfigError
 from riskengine.jobs.base import Job, JobContext, JobResult, Sampling
 from riskengine.report.hedge import hedge_report
+from riskengine.simulate import seed_key
 
 BASELINES = ("no_hedge", "bs_delta", "whalley_wilmott")
 DEFAULT_FEATURES = ["log_moneyness", "time_to_maturity", "volatility", "prev_hedge"]
@@ -314,7 +315,7 @@ def _run(config: Config, *, progress=None, base_dir: Path | None = None) -> JobR
         problem = build_problem(config)
         objective = build_objective(config)
         spec = policy_spec(config)
-        key = jax.random.key(config.train.seed)
+        key = seed_key(config.train.seed)
         if config.train.backend == "native":
 
             problem_ = native_problem(dtype="float32", hidden=[config.policy.width])
@@ -336,10 +337,10 @@ def _run(config: Config, *, progress=None, base_dir: Path | None = None) -> JobR
                               "or add train.clip") from None
         strategies = {"policy": result.policy, **baselines}
         eval_started = time.perf_counter()
-        pnl = evaluate(strategies, problem, key=jax.random.key(config.evaluate.seed),
+        pnl = evaluate(strategies, problem, key=seed_key(config.evaluate.seed),
                        num_paths=config.evaluate.paths, progress=progress)
         eval_seconds = time.perf_counter() - eval_started
-        sample = sample_hedges(result.policy, problem, key=jax.random.key(config.evaluate.seed + 7))
+        sample = sample_hedges(result.policy, problem, key=seed_key(config.evaluate.seed + 7))
         reference = reference_price(problem)
 
     price = {name: objective.price(values) for name, values in pnl.items()}

@@ -69,6 +69,7 @@ from riskengine.market_making import (
 from riskengine.models import MODELS
 from riskengine.models.brownian import Brownian
 from riskengine.report.market_making import PAPER_COLUMNS, market_making_report
+from riskengine.simulate import seed_key
 
 STRATEGY_KEYS = ("profit_mean", "profit_std", "final_inventory_mean", "final_inventory_std", "spread_mean")
 PILOT_PATHS = 4096
@@ -280,7 +281,7 @@ def _build_strategy(config: Config, sigma: float, dtype: str):
 def _simulate(config: Config, progress) -> tuple[dict, tuple[MarketMakingResult, MarketMakingResult]]:
     sim = config.simulation
     dtype = sim.dtype
-    key_paths, key_pilot = jax.random.split(jax.random.key(sim.seed))
+    key_paths, key_pilot = jax.random.split(seed_key(sim.seed))
     process = _mid_process(config)
     sigma, sigma_source = _strategy_sigma(config, process, key_pilot, dtype)
     fills = FillModel(A=jnp.asarray(config.strategy.A, dtype), k=jnp.asarray(config.strategy.k, dtype), rule=sim.fills)

@@ -14,6 +14,7 @@ mc: {paths: 1000000, steps_per_year: 252, seed: 7, dtype: float64, scheme: qe}
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Literal
 
 import jax
@@ -26,6 +27,7 @@ from riskengine.jobs.base import Job, JobContext, JobResult, Sampling
 from riskengine.pricing import price_europeans
 from riskengine.references import has_analytic_price, price_and_greeks_program
 from riskengine.report import Report
+from riskengine.simulate import seed_key
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -67,26 +69,13 @@ def _run(config: Config, *, progress=None) -> JobResult:
     model = config.model.build(scheme=config.mc.scheme)
     market = config.market
     instruments = config.instruments
-    estimates = price_europeans(
-        model,
-        key=jax.random.key(config.mc.seed),
-        spot=market.spot,
-        rate=market.rate,
-        dividend=market.dividend,
-        strikes=[i.strike for i in instruments],
-        maturities=[i.maturity for i in instruments],
-        is_call=[i.is_call for i in instruments],
-        num_paths=config.mc.paths,
-        steps_per_year=config.mc.steps_per_year,
-        dtype=config.mc.dtype,
-        estimator=config.mc.estimator,
-        greeks=config.mc.greeks,
-        block_size=config.mc.block_size,
-        chunk_paths=config.mc.chunk_paths,
-        progress=progress,
-    )
-    mc_seconds = time.perf_counter() - started
-    references = _references(model, market, instruments)
+    # The analytic references are traced and compiled (a first run) on a thread while the
+    # Monte Carlo chunk is: XLA releases the GIL, and the two programs share nothing.
+    with ThreadPoolExecutor(1, thread_name_prefix="riskengine-references") as pool:
+        pending = pool.submit(_references, model, market, instruments)
+        estimates = _monte_carlo(config, model, progress=progress)
+        mc_seconds = time.perf_counter() - started
+        references = pending.result()
     rows = []
     for i, inst in enumerate(instruments):
         ref = references[i]
@@ -117,6 +106,28 @@ def _run(config: Config, *, progress=None) -> JobResult:
     table = pd.DataFrame(rows)
     return JobResult(summary=summary, tables={"prices": table},
                      report=lambda summary: _report(config, table, summary))
+
+
+def _monte_carlo(config: Config, model, *, progress=None):
+    market, instruments = config.market, config.instruments
+    return price_europeans(
+        model,
+        key=seed_key(config.mc.seed),
+        spot=market.spot,
+        rate=market.rate,
+        dividend=market.dividend,
+        strikes=[i.strike for i in instruments],
+        maturities=[i.maturity for i in instruments],
+        is_call=[i.is_call for i in instruments],
+        num_paths=config.mc.paths,
+        steps_per_year=config.mc.steps_per_year,
+        dtype=config.mc.dtype,
+        estimator=config.mc.estimator,
+        greeks=config.mc.greeks,
+        block_size=config.mc.block_size,
+        chunk_paths=config.mc.chunk_paths,
+        progress=progress,
+    )
 
 
 def _references(model, market, instruments) -> list[dict]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
@@ -37,7 +36,7 @@ from riskengine.revaluation.liquidation import (
     liquidation_summary,
 )
 from riskengine.scenarios import Scenario
-from riskengine.simulate import TimeGrid, block_runner, stream_blocks, time_grid
+from riskengine.simulate import TimeGrid, block_runner, seed_key, stream_blocks, time_grid
 
 __all__ = ["PathRevaluation", "kernel_weights", "vol_adjustment"]
 
@@ -104,7 +103,7 @@ class PathRevaluation:
         per_chunk = max(block_size, (1 << 24) // max(self.width * len(horizons), 1))
         self.chunk_paths = min(chunk_paths, per_chunk)
         self.run = block_runner(grid, block_size=block_size, dtype=dtype, record=record)
-        self.key = jax.random.key(seed)
+        self.key = seed_key(seed)
         self.devices: int | None = None  # local devices the blocks are split over (None: all)
         self._block_fn = lambda block_key, args: self._position_pnl(block_key, args).transpose(1, 0, 2)
         self.collateral_units, self.collateral_underlying = coin_collateral(book)
