@@ -36,6 +36,7 @@ import platform
 import secrets
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,7 @@ def persistent_jit(fn: Callable, *, key: Hashable, compiler_options: dict[str, A
     the package source in the fingerprint. Positional arguments only."""
     jitted = jax.jit(fn, compiler_options=compiler_options)
     loaded: dict[tuple, Callable] = {}  # by (folder, tree, argument avals, JAX's flags)
+    lock = threading.Lock()
 
     @functools.wraps(fn)
     def call(*args):
@@ -62,25 +64,29 @@ def persistent_jit(fn: Callable, *, key: Hashable, compiler_options: dict[str, A
         if folder is None or jax.process_count() > 1:
             return jitted(*args)
         leaves, treedef = jax.tree.flatten(args)
-        flags = _flags()
+        flags = jax_flags()
         signature = (folder, treedef, tuple(_aval(leaf) for leaf in leaves), flags)
         program = loaded.get(signature)
         if program is not None:
             return program(*leaves)
-        digest = _fingerprint(key, treedef, signature[2], compiler_options, flags)
-        path = folder / f"{digest}{SUFFIX}"
-        program = _load(path)
-        if program is not None:
-            try:  # the first call waits for its result: a program that loads but cannot run
-                result = jax.block_until_ready(program(*leaves))  # says so only then
-            except jax.errors.JaxRuntimeError:
-                program = None  # compile it again
-        if program is None:
-            program = _compile(fn, treedef, leaves, compiler_options)
-            _store(path, program)
-            result = program(*leaves)
-        loaded[signature] = program
-        return result
+        with lock:  # threads asking at once for a program not yet here: one loads or compiles it
+            program = loaded.get(signature)
+            if program is not None:
+                return program(*leaves)
+            digest = _fingerprint(key, treedef, signature[2], compiler_options, flags)
+            path = folder / f"{digest}{SUFFIX}"
+            program = _load(path)
+            if program is not None:
+                try:  # the first call waits for its result: a program that loads but cannot run
+                    result = jax.block_until_ready(program(*leaves))  # says so only then
+                except jax.errors.JaxRuntimeError:
+                    program = None  # compile it again
+            if program is None:
+                program = _compile(fn, treedef, leaves, compiler_options)
+                _store(path, program)
+                result = program(*leaves)
+            loaded[signature] = program
+            return result
 
     return call
 
@@ -144,10 +150,18 @@ def _aval(leaf) -> tuple:
     return tuple(aval.shape), str(aval.dtype), bool(getattr(aval, "weak_type", False))
 
 
-def _flags() -> tuple:
-    """JAX's configuration flags as the calling thread sees them now (``jax.enable_x64``
-    and the like change them for one thread, for a while)."""
-    return tuple(sorted((k, repr(v)) for k, v in jax.config.values.items()))
+# Flags of JAX's own compilation cache and of its logging: they do not change what a program
+# compiles to, and one of them is switched for a moment while a program compiles (see
+# _compile), which another thread must not take for a different program.
+_NOT_PROGRAM_FLAGS = ("jax_compilation_cache_", "jax_persistent_cache_", "jax_enable_compilation_cache",
+                      "jax_raise_persistent_cache_errors", "jax_explain_cache_misses", "jax_log_compiles",
+                      "jax_logging_level", "jax_debug_log_modules", "jax_compiler_detailed_logging_min_ops")
+
+
+def jax_flags() -> tuple:
+    """JAX's configuration flags that can change a compiled program, as the calling thread
+    sees them now (``jax.enable_x64`` and the like change them for one thread, for a while)."""
+    return tuple(sorted((k, repr(v)) for k, v in jax.config.values.items() if not k.startswith(_NOT_PROGRAM_FLAGS)))
 
 
 def _fingerprint(key: Hashable, treedef, avals: tuple, compiler_options, flags: tuple) -> str:

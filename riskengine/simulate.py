@@ -29,9 +29,11 @@ ahead of the step that uses them and passed in the loop carry (see :func:`simula
 
 from __future__ import annotations
 
+import collections
 import functools
 import math
 from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +48,12 @@ from riskengine.models import GBM, CorrelatedAssets, Model
 
 DEFAULT_BLOCK_SIZE = 1024
 DEFAULT_CHUNK_PATHS = 131072  # paths per compiled call: larger amortises the per-step loop overhead
+# Chunks computed at once on one process, each on a worker thread: while one waits at a
+# synchronisation point of XLA's intra-op parallelism (or in Python between chunks) the
+# other keeps the cores busy. Measured on 2 cores: the GBM price job's simulation 12-15%
+# faster than one chunk at a time; the same compiled program, results summed in block order
+# (bitwise the same). Memory: this many chunks.
+CHUNKS_IN_FLIGHT = 2
 # Time steps per scan iteration. 1: the random numbers are pipelined through the loop carry,
 # and XLA would fuse (and recompute) them inside an unrolled body. Measured: 2 is ~10% faster
 # for GBM, ~15-25% slower for Heston QE, and compiles slower.
@@ -363,16 +371,23 @@ def _run_chunks(
     kind: str,
     identity: tuple,
     progress: Callable[[int, int], None] | None,
+    reduce: Callable[[int, Any], Any] | None = None,
 ):
     """Yield ``(first_block, blocks_here, result)`` for every chunk, in block order, where
-    ``result = compute(first_block)`` is a pytree of host arrays with the chunk's block axis
-    first (all ``blocks_per_chunk`` blocks; the caller keeps ``blocks_here``).
+    ``result = reduce(first_block, compute(first_block))`` (``reduce`` defaults to keeping
+    the values) is a pytree of host arrays with the chunk's block axis first (all
+    ``blocks_per_chunk`` blocks; the caller keeps ``blocks_here``).
 
+    ``compute`` runs the compiled chunk and fetches its values; on one process up to
+    :data:`CHUNKS_IN_FLIGHT` chunks run at once on worker threads (see :func:`_computed`).
+    ``reduce`` always runs on the calling thread, chunk after chunk in block order.
     Chunks are dealt round-robin to the processes of a ``jax.distributed`` run and each
     round's results are gathered on every process, so every process yields every chunk.
     With an active :mod:`riskengine.checkpoint`, each chunk is saved when done, and a
     chunk found saved (``--resume``) is loaded instead of computed.
     """
+    if reduce is None:
+        reduce = lambda first, values: values  # noqa: E731
     ckpt = checkpoint.current()
     stage = None
     if ckpt is not None:
@@ -405,15 +420,56 @@ def _run_chunks(
                 progress(done, layout.num_paths)
 
     todo = [f for f, s in zip(firsts, saved, strict=True) if not s]
-    for group in distributed.round_robin(todo, processes=processes):
-        mine = group[me] if me < len(group) else group[-1]  # an idle process repeats one
-        results = distributed.allgather(compute(mine))
-        for first, result in zip(group, results, strict=False):
+    if processes == 1:
+        for first, values in _computed(compute, todo):
+            result = reduce(first, values)
             if stage is not None:
                 stage.save(first, per_chunk, result)
             ready[first] = result
-        yield from flush()
+            yield from flush()
+    else:
+        for group in distributed.round_robin(todo, processes=processes):
+            mine = group[me] if me < len(group) else group[-1]  # an idle process repeats one
+            results = distributed.allgather(reduce(mine, compute(mine)))
+            for first, result in zip(group, results, strict=False):
+                if stage is not None:
+                    stage.save(first, per_chunk, result)
+                ready[first] = result
+            yield from flush()
     yield from flush()
+
+
+def _computed(compute: Callable[[int], Any], firsts: list[int]):
+    """Yield ``(first, compute(first))`` in the order of ``firsts``, with up to
+    :data:`CHUNKS_IN_FLIGHT` computed at once on worker threads.
+
+    The first chunk is computed on the calling thread, alone: it traces and compiles the
+    program (once) under the caller's JAX configuration. The others go to the workers only
+    when a worker sees the same configuration (``jax.enable_x64`` and the like are
+    per-thread); otherwise they too run here, one after another."""
+    if not firsts:
+        return
+    yield firsts[0], compute(firsts[0])
+    rest = firsts[1:]
+    if CHUNKS_IN_FLIGHT < 2 or len(rest) < 2:
+        yield from ((first, compute(first)) for first in rest)
+        return
+    pool = ThreadPoolExecutor(CHUNKS_IN_FLIGHT, thread_name_prefix="riskengine-chunk")
+    try:
+        if pool.submit(programs.jax_flags).result() != programs.jax_flags():
+            yield from ((first, compute(first)) for first in rest)
+            return
+        pending = collections.deque()
+        for first in rest:
+            pending.append((first, pool.submit(compute, first)))
+            if len(pending) == CHUNKS_IN_FLIGHT:
+                done, future = pending.popleft()
+                yield done, future.result()
+        while pending:
+            done, future = pending.popleft()
+            yield done, future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def monte_carlo(
@@ -617,12 +673,11 @@ def stream_blocks(
     chunk = _collect_chunk(block_fn, layout.blocks_per_chunk, devices)
 
     def compute(first: int):
-        values = np.asarray(jax.device_get(chunk(key, layout.block_index(first), args)))
-        return values if reducer is None else reducer(first, values)
+        return np.asarray(jax.device_get(chunk(key, layout.block_index(first), args)))
 
     for first, n_here, result in _run_chunks(
         compute, layout=layout, kind=name, identity=(_name(block_fn), _name(reducer) if reducer else "", key, args),
-        progress=progress,
+        progress=progress, reduce=reducer,
     ):
         yield first, jax.tree.map(lambda x, n=n_here: x[:n], result)
 

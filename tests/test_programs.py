@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -95,6 +97,30 @@ def test_same_call_in_one_process_reuses_the_program_without_hashing(folder, mon
     assert hashed == [] and len(traced) == 1
     program(jnp.ones((3, 3)), ARGS[1])  # a new shape: a new program, looked up by its name
     assert hashed == [1]
+
+
+def test_compilation_cache_flags_do_not_change_the_program(folder):
+    """``_compile`` switches JAX's cache threshold for a moment, globally: another thread
+    that looks up its program then must find the same one (it once compiled it again)."""
+    fn, traced = _counting()
+    programs.persistent_jit(fn, key="k")(*ARGS)
+    before = jax.config.jax_persistent_cache_min_compile_time_secs
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", float("inf"))
+    try:
+        programs.persistent_jit(fn, key="k")(*ARGS)  # nothing in memory: found by its name
+    finally:
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", before)
+    assert len(traced) == 1
+    assert len(list(folder.glob(f"*{programs.SUFFIX}"))) == 1
+
+
+def test_threads_asking_at_once_compile_once(folder):
+    fn, traced = _counting()
+    program = programs.persistent_jit(fn, key="k")
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: program(*ARGS), range(4)))
+    assert len(traced) == 1
+    assert all(_same(r, results[0]) for r in results)
 
 
 def test_analytic_references_as_one_kept_program(folder):

@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from riskengine import simulate
 from riskengine.models import GBM, SVCJ, Bates, CorrelatedAssets, Heston, Merton
 from riskengine.pricing import price_europeans
 from riskengine.simulate import block_runner, monte_carlo, simulate_paths, time_grid
@@ -228,6 +229,37 @@ def test_monte_carlo_is_chunk_size_invariant_and_masks_partial_blocks(num_paths)
     np.testing.assert_allclose(
         results[0].stderr["z"], values.std(axis=0, ddof=1) / math.sqrt(num_paths), rtol=1e-10
     )
+
+
+def test_chunks_in_flight_are_summed_in_block_order(monkeypatch):
+    """Chunks computed at once on worker threads give bitwise the result of one chunk at a
+    time; under a per-thread JAX switch the workers would not see (``jax.enable_x64``), the
+    chunks stay on the calling thread and follow it."""
+    submitted = []
+
+    class Counting(simulate.ThreadPoolExecutor):
+        def submit(self, fn, *args, **kwargs):
+            submitted.append(fn)
+            return super().submit(fn, *args, **kwargs)
+
+    monkeypatch.setattr(simulate, "ThreadPoolExecutor", Counting)
+    args = {"scale": np.asarray([1.0, 2.0, 3.0])}  # host float64: float32 where x64 is off
+    key = jax.random.key(5)
+
+    def run(in_flight):
+        monkeypatch.setattr(simulate, "CHUNKS_IN_FLIGHT", in_flight)
+        return monte_carlo(_key_block_fn, args, key=key, num_paths=ODD_PATHS, block_size=BLOCK, chunk_paths=BLOCK)
+
+    one, two = run(1), run(2)
+    assert len(submitted) > 3  # the check of the workers' flags, then the chunks after the first
+    np.testing.assert_array_equal(two.mean["z"], one.mean["z"])
+    np.testing.assert_array_equal(two.stderr["z"], one.stderr["z"])
+    with jax.enable_x64(False):
+        submitted.clear()
+        one32, two32 = run(1), run(2)
+    assert len(submitted) == 1  # only the check
+    np.testing.assert_array_equal(two32.mean["z"], one32.mean["z"])
+    assert not np.array_equal(two32.mean["z"], two.mean["z"])  # float32 arithmetic, as the caller asked
 
 
 CHUNK_MODEL = Heston(**HESTON)  # spot and variance shocks, both branches of QE
