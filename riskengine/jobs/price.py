@@ -27,7 +27,7 @@ from riskengine.jobs.base import Job, JobContext, JobResult, Sampling
 from riskengine.pricing import price_europeans
 from riskengine.references import has_analytic_price, price_and_greeks_program
 from riskengine.report import Report
-from riskengine.simulate import seed_key
+from riskengine.simulate import CHUNKS_IN_FLIGHT, seed_key
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -49,12 +49,13 @@ class PriceJob(Job):
     sampling = Sampling(paths="mc.paths", seed="mc.seed", dtype="mc.dtype")
 
     def estimate(self, config: Config, context: JobContext) -> Estimate:
-        """Paths × time steps (to the longest maturity) of work; memory bounded by the chunk."""
+        """Paths × time steps (to the longest maturity) of work; memory bounded by the chunks
+        in flight."""
         steps = max(1.0, max(i.maturity for i in config.instruments) * config.mc.steps_per_year)
         passes = 4 if config.mc.greeks else 1
         chunk = min(config.mc.paths, config.mc.chunk_paths)
         return Estimate(
-            memory_bytes=chunk * len(config.instruments) * 8.0 * 16,
+            memory_bytes=CHUNKS_IN_FLIGHT * chunk * len(config.instruments) * 8.0 * 16,
             work={"path_steps": float(config.mc.paths) * steps * passes},
             field="mc.paths" if config.mc.paths * 1.0 >= steps else "mc.steps_per_year",
             detail=f"{config.mc.paths:.3g} paths x {steps:.3g} steps",
