@@ -11,7 +11,8 @@ the standard deviation of the returns, from 0.3 to 0.001). For the weights, ``t`
 eliminated: a few damped Newton steps on the 1-D problem in ``t`` after every move of ``w``.
 The weights move by FISTA (accelerated projected gradient, step ``1 / L`` with ``L`` the
 largest eigenvalue of the Hessian in ``w``, by power iteration on Hessian-vector products at
-the start of each round, with adaptive restart). The projection is exact onto the per-asset
+the start of each round, plus ``rho |grad g_k|^2`` for each constraint inactive there that the
+iterates have since crossed; with adaptive restart). The projection is exact onto the per-asset
 box intersected with the budget hyperplane and, where given, one l1 ball: the turnover ball
 ``sum|w - current| <= max_turnover`` or else the gross-leverage ball ``sum|w| <= max_leverage``
 (bisection on the two multipliers). The other constraints ``g_k(w) <= 0`` — minimum expected
@@ -264,9 +265,9 @@ def _solve(r, data, *, kind: str, flags: tuple, settings: SolverSettings):
         f, losses = objective(w, t, mu)
         g = constraints(w, losses, te, mu)
         shifted = jnp.maximum(0.0, g + lam / rho)
-        return f + 0.5 * rho * jnp.sum(shifted * shifted)
+        return f + 0.5 * rho * jnp.sum(shifted * shifted), g
 
-    grad = jax.grad(lagrangian)
+    grad = jax.grad(lagrangian, has_aux=True)  # (gradient in w, constraint values)
 
     def refresh_aux(w, aux, mu, iters):
         losses = -(r @ w)
@@ -277,7 +278,7 @@ def _solve(r, data, *, kind: str, flags: tuple, settings: SolverSettings):
     def lipschitz(w, aux, lam, rho, mu):
         """Largest eigenvalue of the Hessian in w (power iteration on Hessian-vector products)."""
         def hvp(v):
-            return jax.jvp(lambda x: grad(x, aux, lam, rho, mu), (w,), (v,))[1]
+            return jax.jvp(lambda x: grad(x, aux, lam, rho, mu)[0], (w,), (v,))[1]
 
         def body(_, v):
             hv = hvp(v)
@@ -287,6 +288,13 @@ def _solve(r, data, *, kind: str, flags: tuple, settings: SolverSettings):
         return jnp.abs(v @ hvp(v)) + 1e-6
 
     num_g = int(has_min_return) + int(lev_in_alm) + int(has_risk) + 2 * n_exp
+    # The exposure rows come last, +e w - limit (n_exp) then -e w - limit (n_exp): the two rows
+    # of a pair have the same curvature and (limits >= 0) are not active together.
+    first_exp = num_g - 2 * n_exp
+    partner = np.arange(num_g)
+    partner[first_exp:] = np.concatenate([np.arange(first_exp + n_exp, num_g),
+                                          np.arange(first_exp, first_exp + n_exp)])
+    first_of_pair = np.arange(num_g) <= partner
     w = project(data["w0"])
 
     def outer(carry, mu):
@@ -294,22 +302,38 @@ def _solve(r, data, *, kind: str, flags: tuple, settings: SolverSettings):
         losses = -(r @ w)
         aux = (_quantile(losses, alpha), _quantile(losses, data["risk_level"]))
         aux = refresh_aux(w, aux, mu, 8)
-        step = 1.0 / (settings.lipschitz_safety * lipschitz(w, aux, lam, rho, mu))
+        # The power iteration sees the penalty curvature rho |grad g_k|^2 only of the
+        # constraints active at w. One inactive there gains it the moment an iterate crosses
+        # it (rho reaches 100 * 2^9): with the step left as it was, the iterates overshoot
+        # deep into the constraint and bounce between corners of the box, and the multiplier
+        # update then takes that violation for real. So the step shrinks, within the round,
+        # by the curvature of each constraint the iterates have activated (the bound
+        # lambda_max(A + B) <= lambda_max(A) + lambda_max(B), |grad g_k| taken at w).
+        lip0 = lipschitz(w, aux, lam, rho, mu)
+        _, losses = objective(w, aux[0], mu)
+        start = constraints(w, losses, aux[1], mu) + lam / rho > 0
+        start = start | start[partner]
+        jac = jax.jacfwd(lambda x: constraints(x, -(r @ x), aux[1], mu))(w)  # (num_g, assets)
+        extra = jnp.where(first_of_pair & ~start, rho * jnp.sum(jac * jac, axis=1), 0.0)
 
         def inner(state, _):
-            w, y, theta, aux = state
+            w, y, theta, aux, seen = state
             aux = refresh_aux(y, aux, mu, 2)
-            g = grad(y, aux, lam, rho, mu)
+            g, values = grad(y, aux, lam, rho, mu)
+            now = values + lam / rho > 0
+            now = seen | now | now[partner]
+            step = 1.0 / (settings.lipschitz_safety * (lip0 + jnp.sum(jnp.where(now, extra, 0.0))))
             w_new = project(y - step * g)
-            # adaptive restart (O'Donoghue & Candes): drop momentum when it points uphill
-            restart = jnp.vdot(g, w_new - w) > 0
+            # adaptive restart (O'Donoghue & Candes): drop momentum when it points uphill,
+            # and when the step has just shrunk
+            restart = (jnp.vdot(g, w_new - w) > 0) | jnp.any(now & ~seen)
             theta_new = jnp.where(restart, 1.0, 0.5 * (1.0 + jnp.sqrt(1.0 + 4.0 * theta * theta)))
             beta = jnp.where(restart, 0.0, (theta - 1.0) / theta_new)
             y_new = w_new + beta * (w_new - w)
-            return (w_new, y_new, theta_new, aux), None
+            return (w_new, y_new, theta_new, aux, now), None
 
-        (w, _, _, aux), _ = jax.lax.scan(inner, (w, w, jnp.asarray(1.0, dtype), aux), None,
-                                         length=steps)
+        (w, _, _, aux, _), _ = jax.lax.scan(
+            inner, (w, w, jnp.asarray(1.0, dtype), aux, start), None, length=steps)
         aux = refresh_aux(w, aux, mu, 4)
         f, losses = objective(w, aux[0], mu)
         g = constraints(w, losses, aux[1], mu)
