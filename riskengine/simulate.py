@@ -420,22 +420,22 @@ def _run_chunks(
                 progress(done, layout.num_paths)
 
     todo = [f for f, s in zip(firsts, saved, strict=True) if not s]
-    if processes == 1:
-        for first, values in _computed(compute, todo):
-            result = reduce(first, values)
+
+    def rounds():  # (chunks, their results) as they complete
+        if processes == 1:
+            for first, values in _computed(compute, todo):
+                yield [first], [reduce(first, values)]
+            return
+        for group in distributed.round_robin(todo, processes=processes):
+            mine = group[me] if me < len(group) else group[-1]  # an idle process repeats one
+            yield group, distributed.allgather(reduce(mine, compute(mine)))
+
+    for group, results in rounds():
+        for first, result in zip(group, results, strict=False):
             if stage is not None:
                 stage.save(first, per_chunk, result)
             ready[first] = result
-            yield from flush()
-    else:
-        for group in distributed.round_robin(todo, processes=processes):
-            mine = group[me] if me < len(group) else group[-1]  # an idle process repeats one
-            results = distributed.allgather(reduce(mine, compute(mine)))
-            for first, result in zip(group, results, strict=False):
-                if stage is not None:
-                    stage.save(first, per_chunk, result)
-                ready[first] = result
-            yield from flush()
+        yield from flush()
     yield from flush()
 
 
@@ -451,12 +451,10 @@ def _computed(compute: Callable[[int], Any], firsts: list[int]):
         return
     yield firsts[0], compute(firsts[0])
     rest = firsts[1:]
-    if CHUNKS_IN_FLIGHT < 2 or len(rest) < 2:
-        yield from ((first, compute(first)) for first in rest)
-        return
-    pool = ThreadPoolExecutor(CHUNKS_IN_FLIGHT, thread_name_prefix="riskengine-chunk")
+    pool = ThreadPoolExecutor(CHUNKS_IN_FLIGHT, thread_name_prefix="riskengine-chunk") \
+        if CHUNKS_IN_FLIGHT > 1 and len(rest) > 1 else None
     try:
-        if pool.submit(programs.jax_flags).result() != programs.jax_flags():
+        if pool is None or pool.submit(programs.jax_flags).result() != programs.jax_flags():
             yield from ((first, compute(first)) for first in rest)
             return
         pending = collections.deque()
@@ -469,7 +467,8 @@ def _computed(compute: Callable[[int], Any], firsts: list[int]):
             done, future = pending.popleft()
             yield done, future.result()
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def monte_carlo(
