@@ -50,9 +50,9 @@ DEFAULT_BLOCK_SIZE = 1024
 DEFAULT_CHUNK_PATHS = 131072  # paths per compiled call: larger amortises the per-step loop overhead
 # Chunks computed at once on one process, each on a worker thread: while one waits at a
 # synchronisation point of XLA's intra-op parallelism (or in Python between chunks) the
-# other keeps the cores busy. Measured on 2 cores: the GBM price job's simulation 12-15%
-# faster than one chunk at a time; the same compiled program, results summed in block order
-# (bitwise the same). Memory: this many chunks.
+# other keeps the cores busy. Measured on 2 cores (benchmarks/chunks_in_flight.py): the GBM
+# price job's simulation 0.81-0.90 of the time of one chunk at a time; the same compiled
+# program, results summed in block order (bitwise the same). Memory: this many chunks.
 CHUNKS_IN_FLIGHT = 2
 # Time steps per scan iteration. 1: the random numbers are pipelined through the loop carry,
 # and XLA would fuse (and recompute) them inside an unrolled body. Measured: 2 is ~10% faster
