@@ -22,11 +22,13 @@ demo: $(STAMP)
 	@echo "report: $(CURDIR)/out/demo/report.html"
 
 # pytest exits 5 when it collects no test: that must fail, never pass silently.
+# The tests run in TEST_WORKERS processes (pytest-xdist; 0 runs them in this one).
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow" tests
+	$(BIN)/python -m pytest -q -m "not slow" -n $(TEST_WORKERS) tests
 
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -q -m slow tests
+	$(BIN)/python -m pytest -q -m slow -n $(TEST_WORKERS) tests
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/simulate.py
