@@ -118,12 +118,34 @@ def _compile(fn: Callable, treedef, leaves: list, compiler_options) -> Callable:
 
     flat.__name__ = f"{getattr(fn, '__name__', 'program')}_{secrets.token_hex(8)}"
     lowered = jax.jit(flat, compiler_options=compiler_options).lower(*leaves)
-    threshold = jax.config.jax_persistent_cache_min_compile_time_secs
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", math.inf)
-    try:
+    with _outside_jax_cache():
         return lowered.compile()
+
+
+_outside = threading.Lock()
+_compiling = 0  # programs compiling in here now, on any thread
+_threshold = 0.0  # JAX's own setting, put back when the last of them is done
+
+
+@contextlib.contextmanager
+def _outside_jax_cache():
+    """JAX's persistent cache stores no program compiled in here. The flag is global, and
+    two threads may compile at once (a price job's references beside its chunk): it is
+    switched by the first and put back by the last, so that no thread puts back the other's
+    infinity and JAX's cache stays off for the rest of the process."""
+    global _compiling, _threshold
+    with _outside:
+        if _compiling == 0:
+            _threshold = jax.config.jax_persistent_cache_min_compile_time_secs
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", math.inf)
+        _compiling += 1
+    try:
+        yield
     finally:
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", threshold)
+        with _outside:
+            _compiling -= 1
+            if _compiling == 0:
+                jax.config.update("jax_persistent_cache_min_compile_time_secs", _threshold)
 
 
 def _store(path: Path, compiled) -> None:

@@ -123,6 +123,36 @@ def test_threads_asking_at_once_compile_once(folder):
     assert all(_same(r, results[0]) for r in results)
 
 
+def test_two_programs_compiling_at_once_put_the_cache_threshold_back(folder, monkeypatch):
+    """A price job compiles its references on a thread beside its chunk. Each compilation
+    switches JAX's (global) cache threshold off and back: the second to start once saved
+    the first's infinity and, finishing last, left JAX's cache off for the whole process."""
+    import threading
+    import time
+
+    entered, lock = [], threading.Lock()
+    both_in = threading.Barrier(2)
+    compile_ = jax.stages.Lowered.compile
+
+    def compile_in_step(self, *args, **kwargs):
+        with lock:
+            entered.append(threading.get_ident())
+        both_in.wait(timeout=60)  # both threads inside their switched window
+        if entered[-1] == threading.get_ident():
+            time.sleep(0.3)  # the second in finishes last
+        return compile_(self, *args, **kwargs)
+
+    monkeypatch.setattr(jax.stages.Lowered, "compile", compile_in_step)
+    before = jax.config.jax_persistent_cache_min_compile_time_secs
+    first, second = programs.persistent_jit(_counting()[0], key="one"), programs.persistent_jit(jnp.cos, key="two")
+    with ThreadPoolExecutor(2) as pool:
+        done = [pool.submit(first, *ARGS), pool.submit(second, ARGS[0])]
+        for future in done:
+            future.result()
+    assert len(entered) == 2
+    assert jax.config.jax_persistent_cache_min_compile_time_secs == before
+
+
 def test_analytic_references_as_one_kept_program(folder):
     """The price job's references compiled whole (and loaded again) agree with the eager
     forward-mode Greeks to 1e-12 relative, in float64."""
