@@ -512,9 +512,8 @@ def monte_carlo(
             sum1 = [np.zeros(s.shape[1:], np.float64) for s in leaves1]
             sum2 = [np.zeros(s.shape[1:], np.float64) for s in leaves1]
         for acc1, acc2, s, q in zip(sum1, sum2, leaves1, leaves2, strict=True):
-            for b in range(n_here):  # a fixed order, the block index
-                acc1 += s[b]
-                acc2 += q[b]
+            _add_in_order(acc1, s[:n_here])
+            _add_in_order(acc2, q[:n_here])
     n = float(num_paths)
     means = [s / n for s in sum1]
     variances = [np.maximum(q / n - m * m, 0.0) * n / (n - 1.0) for q, m in zip(sum2, means, strict=True)]
@@ -524,6 +523,15 @@ def monte_carlo(
         stderr=jax.tree.unflatten(treedef, stderrs),
         num_paths=num_paths,
     )
+
+
+def _add_in_order(acc: np.ndarray, blocks: np.ndarray) -> None:
+    """``acc += blocks[0]; acc += blocks[1]; ...`` in float64, in block order, in one call:
+    ``np.add.accumulate`` adds strictly one after the other (no pairwise summation), so the
+    sum is bitwise that of the loop (a loop of small additions cost a price job ~0.2 s of
+    the calling thread, 2 per block and leaf)."""
+    stacked = np.concatenate([acc[None], np.asarray(blocks, np.float64)], axis=0)
+    acc[...] = np.add.accumulate(stacked, axis=0)[-1]
 
 
 def _name(fn: Callable) -> str:
@@ -537,31 +545,46 @@ def _reduction_chunk(
     """The compiled unit of work of :func:`monte_carlo`: per-block sums and sums of squares
     of the blocks ``index`` (split over ``devices`` local devices).
 
+    Two programs, one after the other: the per-path values and their squares (paths past
+    ``valid_counts`` set to 0), then their per-block sums by the pairwise tree. Compiled as
+    one, XLA CPU (which fuses no two results into one kernel) computed each path's values
+    again inside the kernel of each sum and sum of squares: for the GBM price job's chunk
+    with Greeks (2-core guest, RESULTS.md "GBM cold run, session 13") 152 ms per chunk and
+    2.3 s of compilation against 119 ms and 1.6 s in two, with bitwise the same sums
+    (``tests/test_simulate.py`` writes out the one program and compares).
+
     Cached on ``block_fn`` so that repeated estimates reuse the compiled code; kept between
     runs too when ``block_fn`` has a ``program_key`` and runs on one device.
     """
 
-    def chunk(key, index, valid_counts, args):
-        keys = fold_in(key, index)
-        values = jax.vmap(block_fn, in_axes=(0, None))(keys, args)
+    def values(key, index, valid_counts, args):
+        per_path = jax.vmap(block_fn, in_axes=(0, None))(fold_in(key, index), args)
         valid = jnp.arange(block_size)[None, :] < valid_counts[:, None]
 
         def masked(v):
             return jnp.where(valid.reshape(valid.shape + (1,) * (v.ndim - 2)), v, 0)
 
-        values = jax.tree.map(masked, values)
-        sums = jax.tree.map(_pairwise_block_sum, values)
-        squares = jax.tree.map(lambda v: _pairwise_block_sum(v * v), values)
-        return sums, squares
+        per_path = jax.tree.map(masked, per_path)
+        return per_path, jax.tree.map(lambda v: v * v, per_path)
 
+    def sums(per_path, squares):
+        return jax.tree.map(_pairwise_block_sum, per_path), jax.tree.map(_pairwise_block_sum, squares)
+
+    blocks = distributed.AXIS
     if program_key is not None and devices == 1:
-        return programs.persistent_jit(
-            chunk, key=("monte_carlo", program_key, block_size, blocks_per_chunk), compiler_options=COMPILER_OPTIONS
-        )
-    return distributed.shard_blocks(
-        chunk, devices=devices, in_specs=(None, distributed.AXIS, distributed.AXIS, None),
-        compiler_options=COMPILER_OPTIONS,
-    )
+        name = ("monte_carlo", program_key, block_size, blocks_per_chunk)
+        values = programs.persistent_jit(values, key=(*name, "values"), compiler_options=COMPILER_OPTIONS)
+        sums = programs.persistent_jit(sums, key=("monte_carlo", "sums"), compiler_options=COMPILER_OPTIONS)
+    else:
+        values = distributed.shard_blocks(values, devices=devices, in_specs=(None, blocks, blocks, None),
+                                          compiler_options=COMPILER_OPTIONS)
+        sums = distributed.shard_blocks(sums, devices=devices, in_specs=(blocks, blocks),
+                                        compiler_options=COMPILER_OPTIONS)
+
+    def chunk(key, index, valid_counts, args):
+        return sums(*values(key, index, valid_counts, args))
+
+    return chunk
 
 
 def _check_counts(num_paths: int, block_size: int, chunk_paths: int) -> None:

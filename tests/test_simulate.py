@@ -262,6 +262,41 @@ def test_chunks_in_flight_are_summed_in_block_order(monkeypatch):
     assert not np.array_equal(two32.mean["z"], two.mean["z"])  # float32 arithmetic, as the caller asked
 
 
+@pytest.mark.parametrize(("model", "dtype"), [(GBM(sigma=0.3), "float32"), (Heston(**HESTON), "float64")])
+def test_reduction_in_two_programs_is_bitwise_one_program(model, dtype):
+    """The chunk of a price job is two programs (per-path values and squares, then their
+    pairwise block sums, so that XLA does not compute each path's payoff and Greeks once
+    per sum): its sums are bitwise those of the one program it replaced, written out here,
+    with a partial last block, several instruments and forward-mode Greeks."""
+    from riskengine.pricing import _european_block_fn, _GridKey
+
+    maturities = [0.25, 0.5, 1.0]
+    grid = time_grid(maturities, steps_per_year=8)
+    block_fn = _european_block_fn(_GridKey.of(grid), tuple(grid.index(t) for t in maturities), block_size=BLOCK,
+                                  dtype=dtype, estimator="smoothed", greeks=True)
+    args = {"assets": simulate.as_assets(model), "spot": np.asarray(100.0, dtype),
+            "drift": np.asarray([RATE - DIVIDEND], dtype), "strikes": np.asarray([90.0, 100.0, 120.0], dtype),
+            "is_call": np.asarray([True, False, True]),
+            "discount": np.exp(-RATE * np.asarray(maturities)).astype(dtype)}
+    key, index, valid = jax.random.key(3), np.arange(4, dtype=np.uint32), np.asarray([BLOCK, BLOCK, BLOCK, 37], np.int32)
+
+    @jax.jit
+    def one_program(key, index, valid_counts, args):
+        values = jax.vmap(block_fn, in_axes=(0, None))(simulate.fold_in(key, index), args)
+        mask = (jnp.arange(BLOCK)[None, :] < valid_counts[:, None])[..., None]
+        values = jax.tree.map(lambda v: jnp.where(mask, v, 0), values)
+        return (jax.tree.map(simulate._pairwise_block_sum, values),
+                jax.tree.map(lambda v: simulate._pairwise_block_sum(v * v), values))
+
+    with jax.enable_x64(dtype == "float64"):
+        two = simulate._reduction_chunk(block_fn, BLOCK, 4)(key, index, valid, args)
+        one = one_program(key, index, valid, args)
+    assert jax.tree.structure(two) == jax.tree.structure(one)
+    for got, want in zip(jax.tree.leaves(two), jax.tree.leaves(one), strict=True):
+        assert got.dtype == dtype
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+
+
 CHUNK_MODEL = Heston(**HESTON)  # spot and variance shocks, both branches of QE
 CHUNK_KEY = 11
 CHUNK_TIMES = [0.25, 0.5]
