@@ -6,7 +6,7 @@ must not change results).
 
 Run it once on the code before a change (``--root`` a `git worktree` of the old commit:
 its configs run with its package) and once after. ``compare`` reads both summary.json files
-of each config present in both, ignores timings (keys containing ``seconds``), and reports
+of each config present in both, ignores timings (keys containing ``seconds``, and the exposure job's ``timings``), and reports
 every number that differs: ``bitwise`` when all are equal, else the largest relative
 difference per config. Exit 1 when any figure differs by more than --rtol (default 1e-12)
 outside --allow (configs whose changes are expected, e.g. a bug fixed).
@@ -40,6 +40,10 @@ def run(out: Path, paths: int, root: Path = ROOT) -> None:
         print(f"{config.stem}: {status}", flush=True)
 
 
+def _is_timing(key: str) -> bool:
+    return "seconds" in key or key.startswith("timings.")
+
+
 def _flatten(value, prefix=""):
     if isinstance(value, dict):
         for k, v in value.items():
@@ -58,8 +62,8 @@ def compare(before: Path, after: Path, *, rtol: float, atol: float, allow: set[s
         if not a.exists() or not b.exists():
             print(f"{folder.name}: missing in {'before' if not a.exists() else 'after'}")
             continue
-        fa = {k: v for k, v in _flatten(json.loads(a.read_text())) if "seconds" not in k}
-        fb = {k: v for k, v in _flatten(json.loads(b.read_text())) if "seconds" not in k}
+        fa = {k: v for k, v in _flatten(json.loads(a.read_text())) if not _is_timing(k)}
+        fb = {k: v for k, v in _flatten(json.loads(b.read_text())) if not _is_timing(k)}
         worst, where, changed = 0.0, "", 0
         for key in sorted(set(fa) | set(fb)):
             x, y = fa.get(key), fb.get(key)
