@@ -6,9 +6,9 @@ must not change results).
 
 Run it once on the code before a change (``--root`` a `git worktree` of the old commit:
 its configs run with its package) and once after. ``compare`` reads both summary.json files
-of each config present in both, ignores timings (keys containing ``seconds``, and the exposure job's ``timings``), and reports
-every number that differs: ``bitwise`` when all are equal, else the largest relative
-difference per config. Exit 1 when any figure differs by more than --rtol (default 1e-12)
+of each config present in both, ignores timings (keys containing ``seconds``, and the
+exposure job's ``timings``), and reports every number that differs: ``bitwise`` when all
+are equal, else the largest relative difference per config. Exit 1 when any figure differs by more than --rtol (default 1e-12)
 outside --allow (configs whose changes are expected, e.g. a bug fixed).
 """
 
